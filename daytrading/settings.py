@@ -1,7 +1,7 @@
 """The shape of every setting, with safe defaults.
 
-`daytrading.config` loads `config.toml`, environment overrides, `.env` secrets and CLI flags
-into these dataclasses and validates them. Field names are the TOML keys: `[exits]`
+`daytrading.config` loads `config.toml`, environment overrides and CLI flags into these
+dataclasses and validates them (secrets never live here: see `daytrading.secrets`). Field names are the TOML keys: `[exits]`
 `profit_target_pct` is `Settings.exits.profit_target_pct`. Percentages are in percent
 (1.8 means +1.8%). Defaults are the safe ones: paper mode, loopback, no live orders.
 """
@@ -150,6 +150,11 @@ class SupervisorSettings:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     dashboard_refresh_seconds: float = 1.0
+    first_heartbeat_timeout_seconds: float = 60.0  # spawn -> first heartbeat, else "hung"
+    exit_manager_crash_loop_threshold: int = 3  # crashes in crash_window_seconds = a loop
+    exit_manager_backoff_max_seconds: float = 10.0  # exit manager restart delay cap in a loop
+    stop_grace_seconds: float = 10.0  # graceful stop (SIGTERM / CTRL_BREAK), then kill
+    kill_grace_seconds: float = 3.0  # hung tree: terminate, then kill after this
 
 
 @dataclass(slots=True)
