@@ -137,6 +137,9 @@ class OrderReject(Exception):
     message: str
     order_id: int = -1
 
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
 
 @dataclass(slots=True)
 class ScanRow:
