@@ -36,6 +36,8 @@ class OrderStatus(StrEnum):
     CANCELLED = "Cancelled"
     INACTIVE = "Inactive"  # rejected
     API_CANCELLED = "ApiCancelled"
+    PENDING_CANCEL = "PendingCancel"  # cancel sent, broker has not answered yet
+    API_PENDING = "ApiPending"  # IB status for an order not yet sent on by the gateway
 
     @property
     def done(self) -> bool:
@@ -92,7 +94,9 @@ class FillReport:
     price: float
     time: datetime
     order_ref: str
-    commission: float | None = None  # arrives with the commission report
+    # arrives with the commission report; IBClient holds a fill briefly for it, and if it
+    # comes later still, emits a second FillReport with the same exec_id and commission set
+    commission: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,7 @@ class BrokerClient(Protocol):
     async def subscribe_quotes(self, symbol: str) -> None: ...
     async def unsubscribe_quotes(self, symbol: str) -> None: ...
     async def subscribe_bars(self, symbol: str, bar_seconds: int = 30) -> None: ...
+    async def unsubscribe_bars(self, symbol: str) -> None: ...
     async def historical_bars(self, symbol: str, duration: str, bar_size: str, use_rth: bool = False) -> list[Bar]: ...
     async def scanner(self, scan_code: str, rows: int = 20) -> list[str]: ...
     async def place(self, request: OrderRequest) -> OrderUpdate: ...
