@@ -228,6 +228,9 @@ def remove_handlers() -> None:
             handler.close()
 
 
+QUIET_LIBRARIES = ("ib_insync", "urllib3", "httpx", "httpcore", "openai")
+
+
 def setup_logging(
     process: str, settings: Settings, *, console: bool = True, clock: Clock | None = None
 ) -> logging.Logger:
@@ -254,5 +257,7 @@ def setup_logging(
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(level)
+    for name in QUIET_LIBRARIES:  # their INFO lines repeat every order and tick verbatim
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     return logging.getLogger(process)
