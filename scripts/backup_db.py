@@ -1,0 +1,58 @@
+"""Online backup of the suite database into archive/ (safe while the suite runs).
+
+    python scripts/backup_db.py [--db PATH | --sim] [--dest DIR] [--keep N] [--checkpoint]
+
+Uses the sqlite3 backup API through observability (the one door to the database), verifies
+the copy, keeps the newest N backups (database.backup_keep, 14 by default) and prints the
+new file's path. --checkpoint also runs wal_checkpoint(TRUNCATE) afterwards, as after the
+close. Exit status: 0 done, 1 refused or failed (the message says why and what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import observability  # noqa: E402
+from daytrading.errors import SuiteError  # noqa: E402
+from daytrading.settings import DatabaseSettings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Back up trading_history.db (online).")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, help="database file (default: trading_history.db)")
+    where.add_argument("--sim", action="store_true", help="the simulator's database")
+    parser.add_argument("--dest", type=Path, help="backup folder (default: archive/ beside it)")
+    parser.add_argument("--keep", type=int, default=DatabaseSettings().backup_keep,
+                        help="how many backups of this database to keep (default %(default)s)")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="also run wal_checkpoint(TRUNCATE) after the backup")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    settings = DatabaseSettings(backup_keep=args.keep)
+    try:
+        with observability.get_database(args.db, sim=args.sim, settings=settings,
+                                        process="backup_db") as db:
+            path = db.backup(args.dest)
+            checkpoint = db.checkpoint() if args.checkpoint else None
+    except (SuiteError, ValueError) as exc:
+        print(f"backup_db: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"backup": str(path), "checkpoint": checkpoint}))
+    else:
+        print(f"backup written: {path}")
+        if checkpoint is not None:
+            print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Health report of the suite database: integrity, WAL size, row counts, heartbeats, backups.
+
+    python scripts/check_db.py [--db PATH | --sim] [--full] [--json]
+
+Read-only: it never migrates or writes the file, so it is safe on a damaged database and
+while the suite runs. --full runs PRAGMA integrity_check instead of quick_check.
+Exit status: 0 healthy, 1 problems found (listed), 2 the file does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import observability  # noqa: E402
+from daytrading.errors import SuiteError  # noqa: E402
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check trading_history.db (read-only).")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, help="database file (default: trading_history.db)")
+    where.add_argument("--sim", action="store_true", help="the simulator's database")
+    parser.add_argument("--full", action="store_true", help="full integrity_check (slower)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    try:
+        report = observability.inspect_database(args.db, sim=args.sim, full=args.full)
+    except (SuiteError, ValueError) as exc:
+        print(f"check_db: {exc}", file=sys.stderr)
+        return 1
+    code = 0 if report["ok"] else (2 if not report["exists"] else 1)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return code
+    print(f"database:        {report['path']}")
+    if report["exists"]:
+        print(f"size:            {_size(report['size_bytes'])}")
+        print(f"WAL:             {_size(report['wal_bytes'])}")
+        print(f"schema version:  {report['schema_version']} "
+              f"(this suite: {report['code_schema_version']})")
+        print(f"integrity:       {'ok' if not report['integrity'] else 'FAILED'}")
+        for table, count in report["row_counts"].items():
+            print(f"  {table:<18} {count:>9} rows")
+        for beat in report["heartbeats"]:
+            print(f"heartbeat:       {beat['process']} pid {beat['pid']} {beat['state']} "
+                  f"at {beat['updated_at']}")
+    print(f"newest backup:   {report['newest_backup'] or 'none'} "
+          f"({report['backup_count']} kept)")
+    for problem in report["problems"]:
+        print(f"PROBLEM: {problem}")
+    print("status:          " + ("ok" if report["ok"] else "PROBLEMS FOUND"))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
