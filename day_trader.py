@@ -1,16 +1,182 @@
-"""day_trader: placeholder entry point until its issue lands (prints --help, exits cleanly)."""
+"""Day trader (clientId 2): scans, scores and enters; never touches an exit order.
+
+`python day_trader.py [--config PATH] [--db PATH] [--host H] [--port P] [--mode sim|paper|live]
+[--allocation 0.25] [--dry-run] [--scanner polygon|ib|file] [--watchlist FILE]`
+
+It refreshes the watchlist from the scanner (every scanner.refresh_minutes), warms each
+symbol's indicators from history, decides on every completed 30-second bar, and enters
+through the atomic claim -> intent -> order -> fill -> registered-position pipeline; the
+exit manager then protects the position. Restartable at any moment: at start, open entry
+intents are reconciled with the broker, so a restart never duplicates an entry. Against
+ibsim (--mode sim) it runs on the simulator's clock. --dry-run decides and journals every
+decision but sends nothing. Ctrl+C stops it; working entry orders are left to the next
+start's reconciliation.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
+from pathlib import Path
+
+from daytrading.broker.api import ConnectionState
+from daytrading.cli import common_parser, exit_on_config_error, overrides_from_args
+from daytrading.config import load_settings, require_secrets
+from daytrading.entries import PROCESS
+from daytrading.errors import ConfigError
+from daytrading.logs import setup_logging
+from daytrading.runtime import (
+    Heartbeat,
+    connect_with_retry,
+    install_stop_handlers,
+    make_clock,
+    open_database,
+)
+from daytrading.secrets import Secrets, load_secrets
+from daytrading.settings import Settings
+
+LOOP_SECONDS = 0.25
+STATUS_SECONDS = 1.0
+HEARTBEAT_SECONDS = 1.0  # the supervisor wants a beat at least every 2 s
+SCANNERS = ("polygon", "ib", "file")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; use e.g. 0.25") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a fraction of net liquidation in (0, 1]; use e.g. 0.25")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common_parser("day_trader.py", __doc__.split("\n\n")[0])
+    group = parser.add_argument_group("day trader")
+    group.add_argument("--allocation", type=_fraction, metavar="FRACTION",
+                       help="fraction of net liquidation to use (risk.allocation, default 0.25)")
+    group.add_argument("--scanner", choices=SCANNERS,
+                       help="watchlist source (scanner.source): polygon, ib or file")
+    group.add_argument("--watchlist", type=Path, metavar="FILE",
+                       help="watchlist JSON file (scanner.watchlist_file); the fallback of the "
+                            "other scanners")
+    group.add_argument("--client-id", type=int, default=None,
+                       help="IBKR client ID (default: broker.day_trader_client_id = 2)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Config file < environment < flags; a bad value exits with code 2 and the fix."""
+    overrides = overrides_from_args(args)
+    for flag, key in (("allocation", "risk.allocation"), ("scanner", "scanner.source"),
+                      ("watchlist", "scanner.watchlist_file")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = str(value.resolve()) if isinstance(value, Path) else value
+    with exit_on_config_error("day_trader.py"):
+        settings = load_settings(args.config, overrides=overrides)
+        if args.live and settings.broker.mode != "live":
+            raise ConfigError(
+                f"--live was given but broker.mode is {settings.broker.mode!r}, so no live "
+                "orders would be sent. Fix: add --mode live to trade live, or drop --live.")
+    return settings
+
+
+async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
+    from daytrading.broker.ib_client import IBClient
+    from daytrading.llm_scoring import LlmScorer
+    from daytrading.scanner import build_scanner
+    from daytrading.trader import DayTrader
+
+    log = logging.getLogger(PROCESS)
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    clock = make_clock(settings)
+    db = open_database(settings, clock)
+    heartbeat = Heartbeat(db, PROCESS, interval=HEARTBEAT_SECONDS)
+    beat_task = asyncio.create_task(heartbeat.run(stop))
+    broker = IBClient(settings.broker, client_id, clock=clock)
+    dry_run = settings.broker.dry_run
+    trader: DayTrader | None = None
+    db.record_event("process_start", f"day trader starting (client {client_id}, mode "
+                    f"{settings.broker.mode}, allocation {settings.risk.allocation:g}, strategy "
+                    f"{settings.strategy.name}, scanner {settings.scanner.source}"
+                    f"{', dry run' if dry_run else ''})", process=PROCESS)
+    try:
+        scanner = build_scanner(settings, broker=broker,
+                                polygon_api_key=secrets.polygon_api_key)
+        scorer = LlmScorer(settings.llm, db, api_key=secrets.deepseek_api_key,
+                           today=lambda: _today(clock)) if settings.llm.enabled else None
+        trader = DayTrader(db, broker, clock, settings, scanner=scanner, scorer=scorer,
+                           dry_run=dry_run)
+        resync = asyncio.Event()
+
+        def on_state(state: ConnectionState) -> None:
+            if state is ConnectionState.CONNECTED:
+                resync.set()
+
+        broker.on_state.append(on_state)
+        heartbeat.set("starting", "connecting to the broker")
+        if not await connect_with_retry(broker, stop, log):
+            return 0
+        resync.clear()
+        heartbeat.set("starting", "reconciling entry intents")
+        await trader.start()
+        loop = asyncio.get_running_loop()
+        next_status = 0.0
+        while not stop.is_set():
+            if resync.is_set():
+                resync.clear()
+                heartbeat.set("starting", "reconnected: reconciling")
+                await trader.on_reconnect()
+            await trader.tick()
+            if trader.fatal is not None:
+                raise trader.fatal
+            if loop.time() >= next_status:
+                next_status = loop.time() + STATUS_SECONDS
+                heartbeat.set(*trader.status(clock.now()))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=LOOP_SECONDS)
+            except TimeoutError:
+                pass
+        return 0
+    finally:
+        heartbeat.set("stopping")
+        if trader is not None:
+            await trader.close(cancel_working=True)
+        await broker.disconnect()
+        db.record_event("process_stop", "day trader stopped; working entry orders are "
+                        "reconciled at the next start", process=PROCESS)
+        stop.set()
+        await beat_task
+
+
+def _today(clock: object):  # -> date
+    from daytrading.clock import trading_date
+
+    return trading_date(clock.now())  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="day_trader.py", description="day_trader of the day-trading suite (not yet implemented).")
-    parser.parse_args(argv)
-    print("day_trader.py is not implemented yet in this build.", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    with exit_on_config_error("day_trader.py"):
+        secrets = load_secrets()  # environment, then .env beside the code; never logged
+        require_secrets(settings, secrets)
+    setup_logging(PROCESS, settings)
+    logging.getLogger("ib_insync").setLevel(logging.WARNING)  # its INFO repeats every message
+    client_id = args.client_id or settings.broker.day_trader_client_id
+    try:
+        return asyncio.run(run(settings, client_id, secrets))
+    except ConfigError as exc:
+        print(f"day_trader: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

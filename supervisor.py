@@ -219,7 +219,8 @@ def supervise(run: Run, *, dashboard: bool) -> int:
             statuses = run.supervisor.statuses()
             if live or time.monotonic() - last_line > 15:
                 snapshot = build_snapshot(run.db, run.clock.now(), statuses, schedule=line,
-                                          mode=run.settings.broker.mode)
+                                          mode=run.settings.broker.mode,
+                                          newest_event_id=run.last_event_id)
                 if live:
                     live.update(render_dashboard(snapshot, ascii_only=ascii_only))
                 else:

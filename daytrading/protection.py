@@ -30,7 +30,12 @@ from daytrading.broker.api import (
     OrderStatus,
     OrderUpdate,
 )
-from daytrading.errors import OperationalError, PositionNotFoundError, TransientError
+from daytrading.errors import (
+    OperationalError,
+    PositionExistsError,
+    PositionNotFoundError,
+    TransientError,
+)
 from daytrading.exit_rules import evaluate_exit, is_stale, target_and_stop_prices
 from daytrading.reconcile import (
     AdoptOrder,
@@ -165,13 +170,15 @@ class Protector:
 
     def _register_filled_entry(self, action: RegisterFilledEntry) -> None:
         target, stop = self._levels(action.avg_price, action.metadata)
-        self.db.add_active_position(
-            action.symbol, action.quantity, action.avg_price,
-            {**action.metadata, "registered_by": PROCESS, "intent_id": action.intent_id},
-            profit_target_price=target, stop_loss_price=stop, agent_name="day_trader")
-        self.db.transition_intent(action.intent_id, "FILLED", filled_quantity=action.quantity,
-                                  avg_fill_price=action.avg_price,
-                                  reason="filled at the broker; registered by the exit manager")
+        try:
+            # intent_id= marks the entry intent FILLED in the same transaction as the row
+            self.db.add_active_position(
+                action.symbol, action.quantity, action.avg_price,
+                {**action.metadata, "registered_by": PROCESS, "intent_id": action.intent_id},
+                profit_target_price=target, stop_loss_price=stop, agent_name="day_trader",
+                intent_id=action.intent_id)
+        except PositionExistsError:
+            return  # the day trader registered it between our plan and now: nothing to do
         self._event("entry_registered", action.symbol,
                     f"{action.symbol}: entry intent {action.intent_id} filled at the broker but was "
                     f"never registered; now protected ({action.quantity} @ {action.avg_price:.4f})",

@@ -33,9 +33,13 @@ def _time(value: Any) -> datetime | None:
 
 
 def build_snapshot(db: Any, now: datetime, statuses: Iterable[Any], *, schedule: str,
-                   mode: str, last_prices: dict[str, float] | None = None,
+                   mode: str, newest_event_id: int = 0, last_prices: dict[str, float] | None = None,
                    net_liquidation: float | None = None) -> DashboardSnapshot:
-    """One consistent picture for the live view (and the --no-dashboard log line)."""
+    """One consistent picture for the live view (and the --no-dashboard log line).
+
+    `newest_event_id` is the highest journal id the caller has seen, so the view shows the
+    latest events rather than the first of the day.
+    """
     prices = last_prices or {}
     positions = []
     for row in db.get_active_positions():
@@ -51,7 +55,7 @@ def build_snapshot(db: Any, now: datetime, statuses: Iterable[Any], *, schedule:
                    for c in closed]
     pnl = sum(c.get("pnl_usd") or 0.0 for c in closed)
     controls = db.get_controls()
-    events = db.get_events(limit=12)
+    events = db.get_events(since_id=max(0, newest_event_id - 40), limit=60)
     recent = [EventRow(e["ts"], e["message"], e.get("level", "INFO"), e.get("process") or "")
               for e in events[-8:]]
     errors = [EventRow(e["ts"], e["message"], e["level"], e.get("process") or "")
