@@ -44,6 +44,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.ib = SimpleNamespace(TimezoneTWS=None)
+        self.defaultTimezone = UTC  # ib_async's decoder reads it for execution times
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
