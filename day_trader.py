@@ -3,14 +3,22 @@
 `python day_trader.py [--config PATH] [--db PATH] [--host H] [--port P] [--mode sim|paper|live]
 [--allocation 0.25] [--dry-run] [--scanner polygon|ib|file] [--watchlist FILE]`
 
-It refreshes the watchlist from the scanner (every scanner.refresh_minutes), warms each
-symbol's indicators from history, decides on every completed 30-second bar, and enters
+It refreshes the watchlist from the scanner (every scanner.refresh_minutes, never more often
+than scanner.min_refresh_wall_seconds of wall time), warms each symbol's indicators from
+history, decides on every completed 30-second bar, and enters
 through the atomic claim -> intent -> order -> fill -> registered-position pipeline; the
 exit manager then protects the position. Restartable at any moment: at start, open entry
 intents are reconciled with the broker, so a restart never duplicates an entry. Against
 ibsim (--mode sim) it runs on the simulator's clock. --dry-run decides and journals every
 decision but sends nothing. Ctrl+C stops it; working entry orders are left to the next
 start's reconciliation.
+
+Historical data: IB allows 60 requests per 10 minutes of REAL time, also under ibsim at
+200x (where a whole simulated day fits in one window). One pacer with wall-clock windows
+paces every request, and a HistoryBudget spends its headroom on warm-ups of newly watched
+symbols first and scanner enrichment (new candidates only; daily reference data once per
+symbol per day) from the rest. A request that must wait queues (up to
+HISTORY_MAX_WAIT_SECONDS) instead of failing. The counts are journaled at stop.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from daytrading.broker.api import ConnectionState
 from daytrading.cli import common_parser, exit_on_config_error, overrides_from_args
@@ -41,6 +51,9 @@ LOOP_SECONDS = 0.25
 STATUS_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0  # the supervisor wants a beat at least every 2 s
 SCANNERS = ("polygon", "ib", "file")
+# Longer than IB's 10-minute window: a history request queues for its slot rather than
+# failing; still bounded, so a stuck queue surfaces as an error instead of a silent hang.
+HISTORY_MAX_WAIT_SECONDS = 900.0
 
 
 def _fraction(text: str) -> float:
@@ -88,9 +101,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
     from daytrading.broker.ib_client import IBClient
+    from daytrading.broker.pacing import HistoricalPacer, MonotonicClock
     from daytrading.llm_scoring import LlmScorer
     from daytrading.scanner import build_scanner
     from daytrading.trader import DayTrader
+    from daytrading.watchlist_state import HistoryBudget, warmup_requests
 
     log = logging.getLogger(PROCESS)
     stop = asyncio.Event()
@@ -99,7 +114,11 @@ async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
     db = open_database(settings, clock)
     heartbeat = Heartbeat(db, PROCESS, interval=HEARTBEAT_SECONDS)
     beat_task = asyncio.create_task(heartbeat.run(stop))
-    broker = IBClient(settings.broker, client_id, clock=clock)
+    # Wall-clock pacing windows even in sim mode: `clock` (simulated) only stamps data.
+    pacer = HistoricalPacer(clock=MonotonicClock(), max_wait=HISTORY_MAX_WAIT_SECONDS)
+    budget = HistoryBudget(pacer, warmup_cost=warmup_requests(settings),
+                           reserve_symbols=settings.scanner.top_n)
+    broker = IBClient(settings.broker, client_id, clock=clock, pacer=pacer)
     dry_run = settings.broker.dry_run
     trader: DayTrader | None = None
     db.record_event("process_start", f"day trader starting (client {client_id}, mode "
@@ -108,11 +127,12 @@ async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
                     f"{', dry run' if dry_run else ''})", process=PROCESS)
     try:
         scanner = build_scanner(settings, broker=broker,
-                                polygon_api_key=secrets.polygon_api_key)
+                                polygon_api_key=secrets.polygon_api_key,
+                                history_budget=budget.for_scanner)
         scorer = LlmScorer(settings.llm, db, api_key=secrets.deepseek_api_key,
                            today=lambda: _today(clock)) if settings.llm.enabled else None
         trader = DayTrader(db, broker, clock, settings, scanner=scanner, scorer=scorer,
-                           dry_run=dry_run)
+                           dry_run=dry_run, history_budget=budget)
         resync = asyncio.Event()
 
         def on_state(state: ConnectionState) -> None:
@@ -149,10 +169,28 @@ async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
         if trader is not None:
             await trader.close(cancel_working=True)
         await broker.disconnect()
+        history = history_summary(pacer.stats(), broker.market.history_sent)
         db.record_event("process_stop", "day trader stopped; working entry orders are "
-                        "reconciled at the next start", process=PROCESS)
+                        f"reconciled at the next start ({history['requests']} historical "
+                        f"requests for {history['symbols']} symbols, {history['queued']:g} "
+                        "of them queued for IB's pacing)", process=PROCESS,
+                        data={"history": history})
         stop.set()
         await beat_task
+
+
+def history_summary(pacer_stats: Mapping[str, float],
+                    sent: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+    """What the historical-data budget was spent on: requests sent to the gateway in total,
+    per bar size, and the most any one symbol needed of each bar size."""
+    by_size: dict[str, int] = {}
+    most: dict[str, int] = {}
+    for (_symbol, bar_size), count in sent.items():
+        by_size[bar_size] = by_size.get(bar_size, 0) + count
+        most[bar_size] = max(most.get(bar_size, 0), count)
+    return {**pacer_stats, "requests": sum(sent.values()),
+            "symbols": len({symbol for symbol, _ in sent}), "by_bar_size": by_size,
+            "most_per_symbol": most}
 
 
 def _today(clock: object):  # -> date

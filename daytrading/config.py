@@ -590,6 +590,7 @@ RULES: dict[str, _Rule] = {
     "entries.order_timeout_seconds": _Range(0, 600, lo_open=True, unit="seconds"),
     "scanner.source": _OneOf(SCANNER_SOURCES),
     "scanner.refresh_minutes": _Range(0, 390, lo_open=True, unit="minutes"),
+    "scanner.min_refresh_wall_seconds": _Range(0, 3600, unit="seconds"),
     "scanner.top_n": _Range(1, 50, unit="IB scanners return at most 50"),
     "scanner.min_price": _Range(0, None, lo_open=True),
     "scanner.max_price": _Range(0, None, lo_open=True),

@@ -115,7 +115,8 @@ class EntrySettings:
 class ScannerSettings:
     source: str = "ib"  # ib | polygon | file
     watchlist_file: str = "day_trading_watchlist.json"
-    refresh_minutes: float = 15.0
+    refresh_minutes: float = 15.0  # on the suite's clock (simulated minutes under ibsim)
+    min_refresh_wall_seconds: float = 60.0  # wall-time floor between scans (binds in fast sims)
     top_n: int = 10
     min_price: float = 2.0
     max_price: float = 200.0

@@ -51,7 +51,7 @@ from daytrading.scanner import Scanner
 from daytrading.scanner.base import Candidate, ScanResult, WarningEvent
 from daytrading.settings import RiskSettings, Settings
 from daytrading.signals import decide_entry
-from daytrading.watchlist_state import WatchedSymbol, Watchlist, describe_state
+from daytrading.watchlist_state import HistoryBudget, WatchedSymbol, Watchlist, describe_state
 
 log = logging.getLogger(PROCESS)
 
@@ -67,7 +67,8 @@ class DayTrader:
 
     def __init__(self, db: Any, broker: BrokerClient, clock: Any, settings: Settings, *,
                  scanner: Scanner, scorer: LlmScorer | None = None, dry_run: bool = False,
-                 min_wait_seconds: float = 1.0) -> None:
+                 min_wait_seconds: float = 1.0,
+                 history_budget: HistoryBudget | None = None) -> None:
         self.db = db
         self.broker = broker
         self.clock = clock
@@ -76,7 +77,7 @@ class DayTrader:
         self.dry_run = dry_run
         self.entries = EntryManager(db, broker, clock, settings, min_wait_seconds=min_wait_seconds)
         self.watchlist = Watchlist(broker, clock, settings, on_state=self.on_state,
-                                   event=self.event)
+                                   event=self.event, budget=history_budget)
         self.planner = PremarketPlanner(db, settings)
         self.confidence = ConfidenceBook(scorer, today=self.today, on_warning=self.warning)
         self.last_scan: ScanResult | None = None
@@ -227,12 +228,18 @@ class DayTrader:
         for rejection in validation.rejected:
             if rejection.symbol not in self.watchlist.symbols:
                 await self._quietly(self.broker.unsubscribe_quotes(rejection.symbol))
+        deferred = self.watchlist.deferred
+        for symbol in deferred:  # not watched (yet): no quote stream for it either
+            await self._quietly(self.broker.unsubscribe_quotes(symbol))
         self.event("watchlist", None,
                    f"watchlist from {result.source or 'no source'}"
                    f"{f' (fallback {result.fallback})' if result.fallback else ''}: "
-                   f"{', '.join(self.watchlist.symbols) or 'empty'}",
+                   f"{', '.join(self.watchlist.symbols) or 'empty'}"
+                   + (f"; {len(deferred)} more at the next refresh (IB's historical-data "
+                      f"budget is short: {', '.join(deferred)})" if deferred else ""),
                    data={"added": added, "removed": removed, "kept": [c.symbol for c in kept],
-                         "rejected": [r.symbol for r in validation.rejected]})
+                         "rejected": [r.symbol for r in validation.rejected],
+                         "deferred": deferred})
 
     async def _quote_for_validation(self, symbol: str) -> Any:
         """A fresh quote (price and today's volume) for the floors, waiting briefly."""

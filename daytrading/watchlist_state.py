@@ -9,26 +9,34 @@ symbol after a process restart or a broker reconnect) is:
    which are buffered while warming, so nothing that happens during the history request is
    lost;
 2. fed today's completed 30-second history bars (from 04:00 New York, capped by IB's limit
-   for that bar size) and, for the EMA-slope strategy, earlier sessions' 5/15/30-minute bars
-   through `IndicatorSet.warm_timeframe`;
+   for that bar size) in ONE request and, for the EMA-slope strategy, earlier sessions'
+   5/15/30-minute bars through `IndicatorSet.warm_timeframe` (one request of the shortest
+   timeframe, aggregated into the longer ones: two requests per symbol, not four);
 3. then fed the buffered live bars and switched to live: every completed bar updates the
    indicators (O(1)) and hands the new MarketState to `on_state`.
 
 IndicatorSet ignores a bar that is not newer than the last one, so overlapping history and
 live bars are never counted twice. A failed history request leaves the symbol live without
-history (it warms up from live bars) and says so in an event.
+history (it warms up from live bars) and says so in an event; a finished warm-up is
+journaled too (`warmed_up`, with the number of history bars).
+
+History budget: IB allows 60 historical requests per 10 wall minutes. `HistoryBudget`
+splits the adapter pacer's headroom: warm-ups of newly watched symbols may use all of it,
+the scanner's enrichment only what is left after a full watchlist's warm-ups, and
+`Watchlist.sync(max_new=...)` adds only as many new symbols as can be warmed up now; the
+others wait for the next refresh (queued, not failed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from daytrading.bars import epoch_seconds
+from daytrading.bars import BarAggregator, epoch_seconds
 from daytrading.decisions import EntryDecision, MarketState
 from daytrading.errors import ConfigError
 from daytrading.indicators import IndicatorSet
@@ -43,6 +51,57 @@ MAX_SECONDS_FOR_30S_HISTORY = 28_800  # IB: at most 28800 S of 30-second bars pe
 MIN_HISTORY_SECONDS = 1_800
 STATE_LISTENER = Callable[["WatchedSymbol", MarketState], None]
 EVENT_SINK = Callable[..., None]  # (kind, symbol, message, level=..., data=...)
+
+
+class PacingHeadroom(Protocol):
+    """The adapter's history pacer (daytrading.broker.pacing.HistoricalPacer)."""
+
+    def headroom(self) -> int: ...
+
+
+def timeframe_requests(timeframes: Sequence[int]) -> dict[int, list[int]]:
+    """Higher timeframes grouped by the one history request that serves them: each
+    timeframe is aggregated from the shortest one it is a multiple of (5 -> 15, 30)."""
+    groups: dict[int, list[int]] = {}
+    for minutes in sorted(set(timeframes)):
+        base = next((b for b in groups if minutes % b == 0), minutes)
+        groups.setdefault(base, []).append(minutes)
+    return groups
+
+
+def warmup_requests(settings: Settings) -> int:
+    """Historical requests one symbol's warm-up sends (1, or 1 + timeframe groups)."""
+    if settings.strategy.name != "ema_slope_regime":
+        return 1
+    return 1 + len(timeframe_requests(settings.strategy.ema_slope_regime.timeframes_minutes))
+
+
+class HistoryBudget:
+    """The day trader's plan for IB's historical-data budget: warm-ups first.
+
+    Warm-ups may spend all of the pacer's headroom; the scanner only what is left after
+    `reserve_symbols` warm-ups (a full watchlist), so a rescan cannot starve the symbols it
+    is about to add. Without a pacer (fakes in tests) the budget is unlimited.
+    """
+
+    UNLIMITED = 1_000_000
+
+    def __init__(self, pacer: PacingHeadroom | None, *, warmup_cost: int,
+                 reserve_symbols: int) -> None:
+        self.pacer = pacer
+        self.warmup_cost = max(1, warmup_cost)
+        self.reserve = self.warmup_cost * max(0, reserve_symbols)
+
+    def headroom(self) -> int:
+        return self.UNLIMITED if self.pacer is None else max(0, int(self.pacer.headroom()))
+
+    def for_scanner(self) -> int:
+        """Requests the scanner may send now for new candidates."""
+        return max(0, self.headroom() - self.reserve)
+
+    def symbols_to_warm(self) -> int:
+        """New symbols that can be warmed up now without waiting for IB's window."""
+        return self.headroom() // self.warmup_cost
 
 
 @dataclass(slots=True)
@@ -70,6 +129,18 @@ def completed(bars: Iterable[Bar], now: datetime) -> list[Bar]:
     return [b for b in bars if epoch_seconds(b.time) + b.seconds <= cutoff]
 
 
+def aggregate(bars: Sequence[Bar], seconds: int, now: datetime) -> list[Bar]:
+    """`bars` aggregated into completed `seconds`-long bars (the same bars IB would send)."""
+    if not bars or bars[0].seconds == seconds:
+        return list(bars)
+    aggregator = BarAggregator(seconds)
+    out: list[Bar] = []
+    for bar in bars:
+        out.extend(aggregator.update(bar))
+    out.extend(aggregator.flush(now))
+    return out
+
+
 def timeframe_duration(minutes: int) -> str:
     """History for a 21-EMA of `minutes` bars across sessions (extended hours included)."""
     return "5 D" if minutes >= 30 else "2 D"
@@ -79,7 +150,8 @@ class Watchlist:
     """The symbols the day trader watches, each with its IndicatorSet."""
 
     def __init__(self, broker: Any, clock: Any, settings: Settings, *,
-                 on_state: STATE_LISTENER, event: EVENT_SINK) -> None:
+                 on_state: STATE_LISTENER, event: EVENT_SINK,
+                 budget: HistoryBudget | None = None) -> None:
         self.broker = broker
         self.clock = clock
         self.settings = settings
@@ -88,14 +160,21 @@ class Watchlist:
         self.symbols: dict[str, WatchedSymbol] = {}
         self.bar_seconds = settings.strategy.bar_seconds
         self.needs_timeframes = settings.strategy.name == "ema_slope_regime"
+        self.budget = budget or HistoryBudget(None, warmup_cost=warmup_requests(settings),
+                                              reserve_symbols=settings.scanner.top_n)
         self.bars_seen = 0
+        self.deferred: list[str] = []  # new symbols the last sync could not warm up yet
         broker.on_bar.append(self.on_bar)
 
     # ----------------------------------------------------------------- membership
-    async def sync(self, candidates: Iterable[Candidate], keep: Iterable[str] = ()
-                   ) -> tuple[list[str], list[str]]:
+    async def sync(self, candidates: Iterable[Candidate], keep: Iterable[str] = (), *,
+                   max_new: int | None = None) -> tuple[list[str], list[str]]:
         """Watch exactly these candidates (plus `keep`, e.g. masters); returns (added,
-        removed). New symbols are warmed up concurrently (the adapter paces history)."""
+        removed). New symbols are warmed up concurrently (the adapter paces history).
+
+        `max_new` (default: what the history budget can warm up now) caps the additions, best
+        ranked first; the rest are listed in `self.deferred` and retried at the next sync.
+        """
         wanted: dict[str, Candidate] = {c.symbol: c for c in candidates}
         for symbol in keep:
             if symbol not in wanted and symbol in self.symbols:
@@ -107,6 +186,9 @@ class Watchlist:
             if symbol in self.symbols:
                 self.refresh_candidate(candidate)
         new = [c for s, c in wanted.items() if s not in self.symbols]
+        limit = self.budget.symbols_to_warm() if max_new is None else max(0, max_new)
+        new, later = new[:limit], new[limit:]
+        self.deferred = [c.symbol for c in later]
         results = await asyncio.gather(*(self.add(c) for c in new))
         added = [c.symbol for c, ok in zip(new, results, strict=True) if ok]
         return added, removed
@@ -162,6 +244,7 @@ class Watchlist:
         """Feed history, then the bars buffered meanwhile, then go live."""
         w.live = False
         now = self.clock.now()
+        failed = False
         try:
             base = await self.broker.historical_bars(
                 w.symbol, f"{history_duration_seconds(now, self.bar_seconds)} S",
@@ -173,6 +256,7 @@ class Watchlist:
                 w.indicators.update(bar)
             w.history_bars = len(base)
         except Exception as exc:  # noqa: BLE001 - trade on live bars rather than not at all
+            failed = True
             self.event("warmup_failed", w.symbol,
                        f"{w.symbol}: history request failed ({exc}); indicators warm up from "
                        "live bars instead", level="WARNING")
@@ -183,19 +267,24 @@ class Watchlist:
             state = w.indicators.update(bar)
         if state is not None:
             w.last_state = state
-        log.info("%s: warmed up with %d history bars (%d buffered)", w.symbol, w.history_bars,
-                 len(buffered))
+        if not failed:
+            self.event("warmed_up", w.symbol, f"{w.symbol}: warmed up with {w.history_bars} "
+                       f"history bars ({len(buffered)} buffered)",
+                       data={"history_bars": w.history_bars, "buffered": len(buffered)})
 
     async def _warm_timeframes(self, w: WatchedSymbol, first_base: datetime,
                                now: datetime) -> None:
-        """Earlier sessions' higher-timeframe bars, strictly before today's base bars."""
+        """Earlier sessions' higher-timeframe bars, strictly before today's base bars: one
+        request per group (the shortest timeframe), aggregated into the longer ones."""
         limit = epoch_seconds(first_base)
-        for minutes in w.indicators.timeframes:
+        for base, group in timeframe_requests(w.indicators.timeframes).items():
             bars = await self.broker.historical_bars(
-                w.symbol, timeframe_duration(minutes), f"{minutes} mins", False)
-            usable = [b for b in completed(bars, now) if b.seconds == minutes * 60
-                      and epoch_seconds(b.time) + b.seconds <= limit]
-            w.indicators.warm_timeframe(minutes, usable)
+                w.symbol, timeframe_duration(max(group)), f"{base} mins", False)
+            source = [b for b in completed(bars, now) if b.seconds == base * 60]
+            for minutes in group:
+                usable = [b for b in aggregate(source, minutes * 60, now)
+                          if epoch_seconds(b.time) + b.seconds <= limit]
+                w.indicators.warm_timeframe(minutes, usable)
 
     async def rewarm_all(self) -> None:
         """After a reconnect: make sure every stream is on, then fill the gap from history

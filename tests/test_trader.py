@@ -340,8 +340,8 @@ def test_file_watchlist_is_validated_and_watched(tmp_path, db, clock):
     assert list(trader.watchlist.symbols) == ["AAPL"]
     assert broker.bar_subs == {"AAPL"}
     rejected = {e["symbol"]: e["data"]["code"] for e in kinds(db, "candidate_rejected")}
-    # an unknown symbol has no quote either; validation checks the price first
-    assert rejected["ZZZZ"] in ("not_qualified", "no_price")
+    # an unknown symbol has no quote either; validation names the real problem
+    assert rejected["ZZZZ"] == "not_qualified"
     assert rejected["PENNY"] == "price_below_min"
     assert trader.planner.plan is not None and trader.planner.plan.masters == ("AAPL",)
 
@@ -386,3 +386,45 @@ def test_a_bad_watchlist_file_at_start_is_fatal_later_only_an_event(tmp_path, db
     asyncio.run(run())
     assert trader.fatal is not None and "not valid JSON" in str(trader.fatal)
     assert len(kinds(db, "scan_failed")) == 1
+
+
+def test_symbols_the_history_budget_cannot_warm_up_wait_for_the_next_refresh(tmp_path, db,
+                                                                             clock):
+    from daytrading.watchlist_state import HistoryBudget
+
+    class Pacer:
+        free = 2
+
+        def headroom(self) -> int:
+            return self.free
+
+    settings = make_settings(tmp_path, ["AAPL", "MSFT", "TSLA"])
+    settings.scanner.min_refresh_wall_seconds = 0.0
+    broker = MemoryBroker(clock=clock)
+    for symbol in ("AAPL", "MSFT", "TSLA"):
+        broker.set_quote(symbol, bid=99.9, ask=100.1)
+    pacer = Pacer()
+    scanner = build_scanner(settings, broker=broker, environ={}, base_dir=Path("."))
+    broker.state = ConnectionState.CONNECTED
+    trader = DayTrader(db, broker, clock, settings, scanner=scanner, min_wait_seconds=0.0,
+                       history_budget=HistoryBudget(pacer, warmup_cost=1, reserve_symbols=10))
+
+    async def run():
+        await trader.refresh(clock.now())
+        first = set(trader.watchlist.symbols)
+        subscribed = set(broker.quote_subs)
+        pacer.free = 60
+        clock.advance(timedelta(minutes=15))
+        await trader.refresh(clock.now())
+        await trader.close()
+        return first, subscribed
+
+    first, subscribed = asyncio.run(run())
+    assert first == {"AAPL", "MSFT"} and subscribed == {"AAPL", "MSFT"}  # TSLA: no stream
+    assert set(trader.watchlist.symbols) == {"AAPL", "MSFT", "TSLA"}
+    events = kinds(db, "watchlist")
+    deferred = [e for e in events if e["data"]["deferred"]]
+    assert len(deferred) == 1 and deferred[0]["data"]["deferred"] == ["TSLA"]
+    assert "next refresh" in deferred[0]["message"]
+    warmed = sorted(e["symbol"] for e in kinds(db, "warmed_up"))
+    assert warmed == ["AAPL", "MSFT", "TSLA"]

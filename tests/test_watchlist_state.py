@@ -7,11 +7,18 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from daytrading.clock import ManualClock
-from daytrading.indicators import market_state_batch
+from daytrading.indicators import IndicatorSet, market_state_batch
 from daytrading.scanner.base import Candidate
 from daytrading.settings import Settings
 from daytrading.types import Bar
-from daytrading.watchlist_state import Watchlist, completed, history_duration_seconds
+from daytrading.watchlist_state import (
+    HistoryBudget,
+    Watchlist,
+    completed,
+    history_duration_seconds,
+    timeframe_requests,
+    warmup_requests,
+)
 from tests.fakes.memory_broker import MemoryBroker
 
 NY = ZoneInfo("America/New_York")
@@ -94,21 +101,47 @@ def test_history_failure_goes_live_with_an_event():
     assert len(states) == 1 and states[0].rsi is None  # warming up from live bars
 
 
-def test_ema_slope_strategy_warms_higher_timeframes_from_earlier_sessions():
+def grouped(series: list[Bar], seconds: int) -> list[Bar]:
+    """Reference aggregation (what IB sends for the longer bar size), by plain grouping."""
+    buckets: dict[float, list[Bar]] = {}
+    for bar in series:
+        start = bar.time.timestamp() // seconds * seconds
+        buckets.setdefault(start, []).append(bar)
+    return [Bar(datetime.fromtimestamp(start, NY), group[0].open, max(b.high for b in group),
+                min(b.low for b in group), group[-1].close, sum(b.volume for b in group),
+                seconds) for start, group in sorted(buckets.items())]
+
+
+def test_ema_slope_strategy_warms_higher_timeframes_from_one_request():
     settings = Settings()
     settings.strategy.name = "ema_slope_regime"
     watchlist, broker, _, _ = make(settings)
     today = bars(datetime(2024, 3, 5, 4, 0, tzinfo=NY), 700)
     broker.history[("AAPL", "30 secs")] = today
-    for minutes in (5, 15, 30):
-        earlier = bars(datetime(2024, 3, 1, 4, 0, tzinfo=NY), 40, seconds=minutes * 60)
-        overlap = bars(datetime(2024, 3, 5, 4, 0, tzinfo=NY), 2, seconds=minutes * 60)
-        broker.history[("AAPL", f"{minutes} mins")] = earlier + overlap
+    earlier = bars(datetime(2024, 3, 4, 4, 0, tzinfo=NY), 192, seconds=300)  # 04:00-20:00
+    overlap = bars(datetime(2024, 3, 5, 4, 0, tzinfo=NY), 2, seconds=300)  # today: not used
+    broker.history[("AAPL", "5 mins")] = earlier + overlap
     asyncio.run(watchlist.add(Candidate("AAPL")))
     slopes = watchlist.symbols["AAPL"].indicators.ema_slopes
     assert all(slopes[m] is not None for m in (5, 15, 30))
     sizes = [size for _, _, size in broker.history_calls]
-    assert sizes == ["30 secs", "5 mins", "15 mins", "30 mins"]
+    assert sizes == ["30 secs", "5 mins"]  # 15 and 30 minutes aggregated from the 5s
+    reference = IndicatorSet("AAPL", settings.strategy)
+    for minutes in (5, 15, 30):
+        reference.warm_timeframe(minutes, grouped(earlier, minutes * 60))
+    for bar in today:
+        if bar.time.timestamp() + bar.seconds <= NOW.timestamp():
+            reference.update(bar)
+    assert reference.ema_slopes == slopes
+
+
+def test_timeframes_are_grouped_by_the_request_that_serves_them():
+    assert timeframe_requests([5, 15, 30]) == {5: [5, 15, 30]}
+    assert timeframe_requests([30, 10, 15]) == {10: [10, 30], 15: [15]}
+    settings = Settings()
+    assert warmup_requests(settings) == 1
+    settings.strategy.name = "ema_slope_regime"
+    assert warmup_requests(settings) == 2
 
 
 def test_sync_drops_symbols_no_longer_wanted_but_keeps_masters():
@@ -136,3 +169,48 @@ def test_rewarm_after_reconnect_fills_the_gap_from_history():
     w = watchlist.symbols["AAPL"]
     assert broker.bar_subs == {"AAPL"}
     assert w.indicators.last_bar == gap[-1] and w.indicators.ignored_bars == 40
+
+
+class Headroom:
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def headroom(self) -> int:
+        return self.free
+
+
+def test_history_budget_gives_warm_ups_first_call_on_the_headroom():
+    pacer = Headroom(60)
+    budget = HistoryBudget(pacer, warmup_cost=2, reserve_symbols=10)
+    assert (budget.for_scanner(), budget.symbols_to_warm()) == (40, 30)
+    pacer.free = 15  # less than a full watchlist's warm-ups: nothing for the scanner
+    assert (budget.for_scanner(), budget.symbols_to_warm()) == (0, 7)
+    unlimited = HistoryBudget(None, warmup_cost=1, reserve_symbols=10)
+    assert unlimited.for_scanner() > 1000 and unlimited.symbols_to_warm() > 1000
+
+
+def test_sync_adds_only_what_the_budget_can_warm_up_and_defers_the_rest():
+    settings = Settings()
+    pacer = Headroom(2)
+    clock = ManualClock(NOW)
+    broker = MemoryBroker(clock=clock)
+    events: list = []
+    watchlist = Watchlist(broker, clock, settings, on_state=lambda w, s: None,
+                          event=lambda kind, symbol, message, **kw: events.append((kind, symbol)),
+                          budget=HistoryBudget(pacer, warmup_cost=1, reserve_symbols=10))
+    ranked = [Candidate(s) for s in ("AAA", "BBB", "CCC", "DDD")]
+
+    async def run():
+        first = await watchlist.sync(ranked)
+        deferred = list(watchlist.deferred)
+        pacer.free = 10  # the window moved on: the next refresh adds the rest
+        second = await watchlist.sync(ranked)
+        return first, deferred, second
+
+    first, deferred, second = asyncio.run(run())
+    assert first == (["AAA", "BBB"], []) and deferred == ["CCC", "DDD"]
+    assert second == (["CCC", "DDD"], []) and watchlist.deferred == []
+    assert [s for s, _, _ in broker.history_calls] == ["AAA", "BBB", "CCC", "DDD"]
+    assert [e for e in events if e[0] == "warmed_up"] == [
+        ("warmed_up", s) for s in ("AAA", "BBB", "CCC", "DDD")]
+    assert all(w.live for w in watchlist.symbols.values())

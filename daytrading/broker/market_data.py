@@ -8,6 +8,7 @@ re-applied each time; every request made is recorded in `market_data_type_reques
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from daytrading.broker.session import Session
 from daytrading.types import Bar, Quote
 
 REALTIME_BAR_SECONDS = 5  # the only size IB streams
+QUEUED_LOG_SECONDS = 5.0  # a history request that waited this long (wall) is logged
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ class MarketData:
         self.bars: dict[str, _BarStream] = {}
         self.last_quotes: dict[str, Quote] = {}
         self.market_data_type_requests: list[int] = []
+        # (symbol, bar size) -> historical requests sent to the gateway (diagnostics, tests)
+        self.history_sent: Counter[tuple[str, str]] = Counter()
 
     # --- subscriptions -----------------------------------------------------------------------
 
@@ -186,7 +190,7 @@ class MarketData:
     async def historical_bars(
         self, symbol: str, duration: str, bar_size: str, use_rth: bool = False
     ) -> list[Bar]:
-        """Historical TRADES bars ending now, through the pacing queue.
+        """Historical TRADES bars ending now, through the pacing queue (wall-time windows).
 
         Raises PacingError (transient) on IB pacing errors, MarketDataError (config) when
         the data is not permitted, BrokerConnectError when not connected.
@@ -194,7 +198,10 @@ class MarketData:
         seconds = bar_size_seconds(bar_size)
         key = symbol.strip().upper()
         contract = await self._require_contract(key)
-        await self.pacer.acquire((key, duration, bar_size, use_rth, "TRADES"), key)
+        waited = await self.pacer.acquire((key, duration, bar_size, use_rth, "TRADES"), key)
+        if waited >= QUEUED_LOG_SECONDS:
+            self.s.log.info("%s history (%s of %s bars) waited %.0fs for IB's pacing limits",
+                            key, duration, bar_size, waited)
         self.s.require_ready(f"request history for {key}")
         problems: list[tuple[int, str]] = []
 
@@ -203,6 +210,7 @@ class MarketData:
                 problems.append((code, message))
 
         self.s.ib.errorEvent += on_error
+        self.history_sent[(key, bar_size)] += 1
         try:
             bars = await self.s.ib.reqHistoricalDataAsync(
                 contract, "", duration, bar_size, "TRADES", use_rth, formatDate=2,

@@ -10,6 +10,15 @@ Historical rules (https://interactivebrokers.github.io/tws-api/historical_limita
 - "six or more requests for the same contract within two seconds" is a violation, so at
   most 5 per 2 s per contract by default (configurable);
 - no more than 60 requests within any 10 minutes.
+
+Every window is WALL time (time.monotonic), never the suite's clock: IB counts real seconds,
+so under ibsim at 200x the ten-minute window is still ten wall minutes (a whole simulated
+day fits in one window). The adapter's Session clock (simulated in sim mode) only stamps
+quotes and bars; it never reaches this module.
+
+`headroom()` tells planners (the day trader's history budget) how many requests fit in the
+ten-minute window right now, so they can spend it on what matters first instead of queueing
+everything and failing on the rest.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ class HistoricalPacer:
 
     `request_key` identifies an identical request (contract, end, duration, bar size, what,
     rth); `contract_key` the contract. Acquisitions are served one at a time, in order.
+    `max_wait` (wall seconds) bounds the wait before PacingError; None queues for as long as
+    the rules require (at most about one global window). Counters: `sent` (requests given a
+    slot), `queued` (of them, how many had to wait), `waited_seconds`, `longest_wait`.
     """
 
     def __init__(
@@ -56,7 +68,7 @@ class HistoricalPacer:
         contract_limit: int = 5,
         global_window: float = 600.0,
         global_limit: int = 60,
-        max_wait: float = 120.0,
+        max_wait: float | None = 120.0,
         violation_cooldown: float = 15.0,
     ) -> None:
         self.clock: PacingClock = clock or MonotonicClock()
@@ -72,6 +84,11 @@ class HistoricalPacer:
         self._all: deque[float] = deque()
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
+        self._pending = 0  # acquisitions waiting for the lock or for their slot
+        self.sent = 0
+        self.queued = 0
+        self.waited_seconds = 0.0
+        self.longest_wait = 0.0
 
     def delay_for(self, request_key: Hashable, contract_key: Hashable, now: float) -> float:
         """Seconds to wait before this request may be sent (0 = now). Pure given `now`."""
@@ -86,6 +103,16 @@ class HistoricalPacer:
         if len(self._all) >= self.global_limit:
             waits.append(self._all[-self.global_limit] + self.global_window - now)
         return max(0.0, *waits)
+
+    def headroom(self, now: float | None = None) -> int:
+        """Requests that fit in the global window now, after those already waiting (0 while
+        a pacing violation holds everything). The short per-contract and identical-request
+        waits are not counted: they cost seconds, not the budget."""
+        now = self.clock.monotonic() if now is None else now
+        self._expire(now)
+        if self._blocked_until > now:
+            return 0
+        return max(0, self.global_limit - len(self._all) - self._pending)
 
     def record(self, request_key: Hashable, contract_key: Hashable, now: float) -> None:
         """Note that a request was sent at `now`."""
@@ -103,24 +130,43 @@ class HistoricalPacer:
         """Wait until the request may be sent, record it, and return the seconds waited.
 
         Raises PacingError instead of waiting longer than `max_wait` (the caller can retry
-        later or give up on this request), so nothing hangs for ten minutes unnoticed.
+        later or give up on this request), so nothing hangs for ten minutes unnoticed; with
+        `max_wait=None` it queues instead (the caller budgets with `headroom()`).
         """
-        async with self._lock:
-            waited = 0.0
-            while True:
-                now = self.clock.monotonic()
-                delay = self.delay_for(request_key, contract_key, now)
-                if delay <= 0:
-                    self.record(request_key, contract_key, now)
-                    return waited
-                if waited + delay > self.max_wait:
-                    raise PacingError(
-                        f"historical data request {request_key!r} would wait {delay:.0f}s for "
-                        f"IB's pacing limits (max {self.max_wait:.0f}s). Fix: request less "
-                        "history or fewer symbols, or retry later."
-                    )
-                await self.clock.sleep(delay)
-                waited += delay
+        self._pending += 1
+        try:
+            async with self._lock:
+                waited = 0.0
+                while True:
+                    now = self.clock.monotonic()
+                    delay = self.delay_for(request_key, contract_key, now)
+                    if delay <= 0:
+                        self.record(request_key, contract_key, now)
+                        self._count(waited)
+                        return waited
+                    if self.max_wait is not None and waited + delay > self.max_wait:
+                        raise PacingError(
+                            f"historical data request {request_key!r} would wait {delay:.0f}s "
+                            f"for IB's pacing limits (max {self.max_wait:.0f}s). Fix: request "
+                            "less history or fewer symbols, or retry later."
+                        )
+                    await self.clock.sleep(delay)
+                    waited += delay
+        finally:
+            self._pending -= 1
+
+    def _count(self, waited: float) -> None:
+        self.sent += 1
+        if waited > 0:
+            self.queued += 1
+            self.waited_seconds += waited
+            self.longest_wait = max(self.longest_wait, waited)
+
+    def stats(self) -> dict[str, float]:
+        """The counters as JSON-ready numbers (for a journal entry or a log line)."""
+        return {"sent": self.sent, "queued": self.queued,
+                "waited_seconds": round(self.waited_seconds, 1),
+                "longest_wait": round(self.longest_wait, 1)}
 
     def _expire(self, now: float) -> None:
         for key, at in list(self._last_identical.items()):

@@ -2,7 +2,11 @@
 
 WHY: the trading loop asks one question, "what should I watch now?", and must get an answer
 even when a data vendor is down. `Scanner.refresh(now)` asks the sources in order at most
-every `refresh_minutes`; when every source fails it falls back to the previous good list,
+every `refresh_minutes` of the suite's clock (simulated minutes under ibsim) and never more
+often than every `min_refresh_wall_seconds` of wall time: at 200x, 15 simulated minutes are
+4.5 wall seconds, and a rescan that often would spend IB's real-time budgets (60 historical
+requests per 10 wall minutes) on rescans instead of warm-ups. At 1x the floor never binds.
+When every source fails it falls back to the previous good list,
 then to the fallback source (the watchlist file), and says so in `ScanResult.warnings` (the
 caller writes them with db.record_event). `Scanner.validate()` then drops symbols that do
 not qualify or miss the price/volume floors, each with a reason.
@@ -14,7 +18,8 @@ Sources: `polygon_source.PolygonSource`, `ib_source.IbSource`, `file_source.File
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,6 +69,8 @@ class Scanner:
         fallback: ScanSource | None = None,
         retry_minutes_after_failure: float = 2.0,
         source_timeout_seconds: float = 120.0,
+        min_refresh_wall_seconds: float = 0.0,
+        wall_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings: ScannerSettings = (
             settings.scanner if isinstance(settings, Settings) else settings
@@ -79,6 +86,9 @@ class Scanner:
         self._last_result: ScanResult | None = None
         self._last_good: ScanResult | None = None
         self._next_due: datetime | None = None
+        self._min_wall = max(0.0, float(min_refresh_wall_seconds))
+        self._wall_clock = wall_clock
+        self._last_wall: float | None = None  # wall time of the last refresh
         self._lock = asyncio.Lock()
 
     @property
@@ -90,6 +100,10 @@ class Scanner:
         return self._next_due
 
     def due(self, now: datetime) -> bool:
+        """Due by the suite's clock and past the wall-time floor since the last refresh."""
+        if self._last_wall is not None and (
+                self._wall_clock() - self._last_wall < self._min_wall):
+            return False
         return self._next_due is None or now >= self._next_due
 
     async def refresh(self, now: datetime, *, force: bool = False) -> ScanResult:
@@ -196,6 +210,7 @@ class Scanner:
 
     def _remember(self, now: datetime, result: ScanResult, *, good: bool) -> ScanResult:
         self._last_result = result
+        self._last_wall = self._wall_clock()
         if good:
             self._last_good = result
             self._next_due = now + timedelta(minutes=self.settings.refresh_minutes)
@@ -211,31 +226,36 @@ def build_scanner(
     polygon_api_key: Any = None,
     environ: Mapping[str, str] | None = None,
     base_dir: Path = PROJECT_ROOT,
+    history_budget: Callable[[], int] | None = None,
 ) -> Scanner:
     """The Scanner that [scanner] source asks for, with the watchlist file as fallback.
 
     `polygon_api_key`: a daytrading.secrets.Secret (load_secrets().polygon_api_key) or text;
-    default: POLYGON_API_KEY from `environ` (os.environ). Raises ConfigError for an unknown
-    source, a missing POLYGON_API_KEY (polygon), or a missing broker (ib).
+    default: POLYGON_API_KEY from `environ` (os.environ). `history_budget`: how many
+    historical requests the IB source may send now (the day trader's share of IB's pacing
+    budget); None: unbudgeted. Raises ConfigError for an unknown source, a missing
+    POLYGON_API_KEY (polygon), or a missing broker (ib).
     """
     from daytrading.scanner.file_source import FileSource
 
     cfg = settings.scanner
     file_source = FileSource.from_settings(cfg, base_dir)
     fallback = file_source if file_source.path.exists() else None
+    floor = {"min_refresh_wall_seconds": cfg.min_refresh_wall_seconds}
     if cfg.source == "file":
-        return Scanner(cfg, file_source)
+        return Scanner(cfg, file_source, **floor)
     if cfg.source == "polygon":
         from daytrading.scanner.polygon_source import PolygonSource
 
         source = PolygonSource(cfg, api_key=polygon_api_key, environ=environ)
-        return Scanner(cfg, source, fallback=fallback)
+        return Scanner(cfg, source, fallback=fallback, **floor)
     if cfg.source == "ib":
         if broker is None:
             raise ConfigError('[scanner] source = "ib" needs a broker connection; pass the '
                               "day trader's broker client to build_scanner().")
         from daytrading.scanner.ib_source import IbSource
 
-        return Scanner(cfg, IbSource(broker, cfg), fallback=fallback)
+        source = IbSource(broker, cfg, history_budget=history_budget)
+        return Scanner(cfg, source, fallback=fallback, **floor)
     raise ConfigError(f'[scanner] source = "{cfg.source}" is not known; use "ib", "polygon" '
                       'or "file" in config.toml.')

@@ -1,14 +1,24 @@
 """Gappers from Interactive Brokers' own market scanner, through the broker adapter.
 
 WHY: IB's scanner needs no extra subscription or API key, so it is the default source. IB
-returns only ranked symbols; each of the first `enrich_limit` is then priced from historical
-bars through the same broker object:
+returns only ranked symbols; each of the first `enrich_limit` is then priced:
 
 - previous close and a normal day's volume: daily bars ("10 D", "1 day", regular hours),
-  the last completed day before today's New York date, and the mean volume of those days;
-- today's price and volume so far: 5-minute bars over "1 D" with extended hours (the
-  pre-market included), falling back to the broker's last quote.
+  the last completed day before today's New York date, and the mean volume of those days.
+  They cannot change during the day, so each symbol's daily bars are requested at most
+  once per trading day (`DailyReferenceCache`, in memory; a restart asks once more);
+- today's price and volume so far: the broker's streaming quote when there is one (free),
+  else 5-minute bars over "1 D" with extended hours (the pre-market included), requested
+  once per symbol per day; later scans reuse that snapshot until a quote streams;
 - gap % and relative volume as in scanner.base (today so far / the normal day).
+
+Why so frugal: IB allows 60 historical requests per 10 minutes, and the day trader's
+warm-ups need them more than a rescan does. Re-requesting ten days of daily bars for every
+candidate on every refresh (every 4.5 wall seconds at 200x) exhausted that budget in
+seconds. With `history_budget` (a callable: how many requests this scan may send now) a new
+symbol is priced only when its requests fit; the others are kept unpriced this time and
+priced at a later refresh (an INFO `scanner_deferred` warning names them), so nothing
+waits on, or fails against, IB's pacing.
 
 Daily bars are dated by their own calendar date (IB labels them with the session date);
 intraday bars are converted to New York time.
@@ -22,8 +32,8 @@ never exceptions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from statistics import fmean
 from typing import Any, Protocol
@@ -43,6 +53,7 @@ from daytrading.types import Bar
 
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_SCAN_CODES = ("TOP_PERC_GAIN", "HOT_BY_VOLUME")
+HistoryBudget = Callable[[], int]  # historical requests a scan may send now
 
 
 class ScannerBroker(Protocol):
@@ -51,6 +62,43 @@ class ScannerBroker(Protocol):
     async def historical_bars(
         self, symbol: str, duration: str, bar_size: str, use_rth: bool = False
     ) -> list[Bar]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DailyReference:
+    """What a symbol's daily bars say about today: fixed for the whole trading day."""
+
+    prev_close: float | None
+    normal_volume: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntradaySnapshot:
+    """Today's price and volume so far from 5-minute history, and when it was taken."""
+
+    price: float
+    volume: float | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class DailyReferenceCache:
+    """Per-symbol daily reference data for one New York trading day (in memory).
+
+    A new day forgets the previous one, so yesterday's "previous close" is never reused.
+    The intraday snapshots live here too: both are "requested once per symbol per day".
+    """
+
+    day: date | None = None
+    references: dict[str, DailyReference] = field(default_factory=dict)
+    snapshots: dict[str, IntradaySnapshot] = field(default_factory=dict)
+
+    def for_day(self, day: date) -> DailyReferenceCache:
+        if day != self.day:
+            self.day = day
+            self.references.clear()
+            self.snapshots.clear()
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +125,7 @@ class IbSource:
         timeout_seconds: float | None = None,
         concurrency: int = 4,
         limiter: RateLimiter | None = None,
+        history_budget: HistoryBudget | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -86,6 +135,8 @@ class IbSource:
         self.timeout = float(timeout_seconds or settings.http_timeout_seconds)
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
         self.limiter = limiter  # optional pacing for historical requests (IB: 60 per 10 min)
+        self.history_budget = history_budget  # None: no budget (every new symbol is priced)
+        self.cache = DailyReferenceCache()
 
     async def scan(self, now: datetime) -> ScanResult:
         warnings: list[WarningEvent] = []
@@ -109,8 +160,11 @@ class IbSource:
             return ScanResult(warnings=tuple(warnings), source=self.name, ok=False,
                               fetched_at=now)
         to_price = symbols[: max(0, self.enrich_limit)]
-        pricings = await asyncio.gather(*(self._price(s, now) for s in to_price),
-                                        return_exceptions=True)
+        today = now.astimezone(NEW_YORK).date()
+        self.cache.for_day(today)
+        fetch, deferred = self._plan(to_price)
+        pricings = await asyncio.gather(
+            *(self._price(s, now, fetch=s in fetch) for s in to_price), return_exceptions=True)
         candidates: list[Candidate] = []
         unpriced: list[str] = []
         for sym, pricing in zip(to_price, pricings, strict=True):
@@ -135,29 +189,67 @@ class IbSource:
                 f"IB scanner: could not price {len(unpriced)} symbol(s): "
                 f"{'; '.join(unpriced[:5])}. They are kept without gap data; validation "
                 "checks their price.", symbols=[u.split(" ")[0] for u in unpriced]))
+        if deferred:
+            warnings.append(_warning(
+                "scanner_deferred",
+                f"IB scanner: the historical-data budget is short (IB allows 60 requests per "
+                f"10 minutes; warm-ups go first); {len(deferred)} new symbol(s) are priced at "
+                f"a later refresh: {', '.join(deferred[:10])}.", level="INFO",
+                symbols=deferred))
         ranked = rank_candidates(candidates, min_gap_pct=self.settings.min_gap_pct,
                                  top_n=self.settings.top_n, keep_unknown_gap=True)
         return ScanResult(candidates=ranked, warnings=tuple(warnings), source=self.name,
                           ok=True, fetched_at=now)
 
-    async def _price(self, symbol: str, now: datetime) -> _Pricing:
+    def _cost(self, symbol: str) -> int:
+        """Historical requests pricing `symbol` needs now (0 when it is known today)."""
+        cost = 0 if symbol in self.cache.references else 1
+        if symbol not in self.cache.snapshots and _quote_price(self.broker, symbol) is None:
+            cost += 1
+        return cost
+
+    def _plan(self, symbols: Sequence[str]) -> tuple[set[str], list[str]]:
+        """Which symbols may send history requests now (in scanner order, within the
+        budget), and which new ones wait for a later refresh."""
+        spare = None if self.history_budget is None else max(0, int(self.history_budget()))
+        fetch: set[str] = set()
+        deferred: list[str] = []
+        for symbol in symbols:
+            cost = self._cost(symbol)
+            if cost == 0:
+                continue
+            if spare is not None and cost > spare:
+                deferred.append(symbol)
+                continue
+            fetch.add(symbol)
+            if spare is not None:
+                spare -= cost
+        return fetch, deferred
+
+    async def _price(self, symbol: str, now: datetime, *, fetch: bool) -> _Pricing:
+        """Price from the day's cache and the streaming quote; history only when `fetch`."""
         today = now.astimezone(NEW_YORK).date()
         async with self._semaphore:
-            daily = await self._bars(symbol, "10 D", "1 day", use_rth=True)
-            intraday = await self._bars(symbol, "1 D", "5 mins", use_rth=False)
-        completed = [b for b in daily if _session_date(b) < today]
-        prev_close = completed[-1].close if completed else None
-        normal = fmean(b.volume for b in completed) if completed else None
-        todays = [b for b in intraday if b.time.astimezone(NEW_YORK).date() == today]
-        price: float | None = todays[-1].close if todays else None
-        volume: float | None = sum(b.volume for b in todays) if todays else None
-        if price is None:
+            reference = self.cache.references.get(symbol)
+            if reference is None and fetch:
+                daily = await self._bars(symbol, "10 D", "1 day", use_rth=True)
+                reference = _daily_reference(daily, today)
+                self.cache.references[symbol] = reference
             quote = _last_quote(self.broker, symbol)
-            if quote is not None:
-                price = quote.price
-                volume = quote.volume if volume is None else volume
-        return _Pricing(price=price, prev_close=prev_close, volume=volume,
-                        normal_volume=normal)
+            quoted = _positive_price(quote)
+            snapshot = self.cache.snapshots.get(symbol)
+            if quoted is None and snapshot is None and fetch:
+                intraday = await self._bars(symbol, "1 D", "5 mins", use_rth=False)
+                snapshot = _snapshot(intraday, today, now)
+                if snapshot is not None:
+                    self.cache.snapshots[symbol] = snapshot
+        price = quoted if quoted is not None else (snapshot.price if snapshot else None)
+        volume = getattr(quote, "volume", None) if quoted is not None else None
+        if volume is None and snapshot is not None:
+            volume = snapshot.volume
+        return _Pricing(price=price, prev_close=reference.prev_close if reference else None,
+                        volume=volume,
+                        normal_volume=reference.normal_volume if reference else None)
 
     async def _bars(self, symbol: str, duration: str, bar_size: str, *, use_rth: bool
                     ) -> list[Bar]:
@@ -172,6 +264,30 @@ class IbSource:
 
 def _session_date(bar: Bar) -> date:
     return bar.time.date()
+
+
+def _daily_reference(daily: Sequence[Bar], today: date) -> DailyReference:
+    completed = [b for b in daily if _session_date(b) < today]
+    return DailyReference(
+        prev_close=completed[-1].close if completed else None,
+        normal_volume=fmean(b.volume for b in completed) if completed else None)
+
+
+def _snapshot(intraday: Sequence[Bar], today: date, now: datetime) -> IntradaySnapshot | None:
+    todays = [b for b in intraday if b.time.astimezone(NEW_YORK).date() == today]
+    if not todays:
+        return None
+    return IntradaySnapshot(price=todays[-1].close, volume=sum(b.volume for b in todays),
+                            at=now)
+
+
+def _positive_price(quote: Any) -> float | None:
+    price = getattr(quote, "price", None) if quote is not None else None
+    return float(price) if isinstance(price, int | float) and price > 0 else None
+
+
+def _quote_price(broker: Any, symbol: str) -> float | None:
+    return _positive_price(_last_quote(broker, symbol))
 
 
 def _last_quote(broker: Any, symbol: str) -> Any:
@@ -191,5 +307,6 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _warning(kind: str, message: str, **data: Any) -> WarningEvent:
-    return WarningEvent(kind=kind, message=message, data={"source": "ib", **data})
+def _warning(kind: str, message: str, *, level: str = "WARNING", **data: Any) -> WarningEvent:
+    return WarningEvent(kind=kind, message=message, level=level,
+                        data={"source": "ib", **data})

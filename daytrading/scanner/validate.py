@@ -84,24 +84,32 @@ async def validate_candidates(
     timeout = float(timeout_seconds or settings.http_timeout_seconds)
     semaphore = asyncio.Semaphore(max(1, concurrency))
 
+    async def qualified(symbol: str) -> Rejection | None:
+        try:
+            ok = await asyncio.wait_for(qualify(symbol), timeout=timeout)
+        except Exception as exc:  # a failed or slow qualify drops the symbol, safely
+            detail = (f"no answer within {timeout:.1f}s" if isinstance(exc, TimeoutError)
+                      else f"{type(exc).__name__}: {exc}")
+            return Rejection(symbol, "qualify_failed",
+                             f"{symbol}: could not qualify the contract ({detail})")
+        if not ok:
+            return Rejection(symbol, "not_qualified", f"{symbol}: the broker does not know "
+                             "this contract (not a US stock, or ambiguous)")
+        return None
+
     async def one(c: Candidate) -> tuple[Candidate | None, Rejection | None, str | None]:
         async with semaphore:
             fresh, quote_problem = await _fresh(c, quote_lookup, timeout)
-            rejection = check_price_volume(c.symbol, fresh.price, fresh.volume, settings)
+            # An unknown price is usually an unknown symbol (no quote for what does not
+            # exist): qualify first so the reason names the real problem.
+            price_known = _positive(fresh.price) is not None
+            rejection = None if price_known else await qualified(c.symbol)
+            rejection = rejection or check_price_volume(c.symbol, fresh.price, fresh.volume,
+                                                        settings)
+            if rejection is None and price_known:
+                rejection = await qualified(c.symbol)
             if rejection is not None:
                 return None, rejection, quote_problem
-            try:
-                ok = await asyncio.wait_for(qualify(c.symbol), timeout=timeout)
-            except Exception as exc:  # a failed or slow qualify drops the symbol, safely
-                detail = (f"no answer within {timeout:.1f}s" if isinstance(exc, TimeoutError)
-                          else f"{type(exc).__name__}: {exc}")
-                return None, Rejection(c.symbol, "qualify_failed",
-                                       f"{c.symbol}: could not qualify the contract "
-                                       f"({detail})"), quote_problem
-            if not ok:
-                return None, Rejection(c.symbol, "not_qualified",
-                                       f"{c.symbol}: the broker does not know this contract "
-                                       "(not a US stock, or ambiguous)"), quote_problem
             return fresh, None, quote_problem
 
     outcomes = await asyncio.gather(*(one(c) for c in candidates))

@@ -132,3 +132,51 @@ def test_delay_for_is_pure_given_now() -> None:
     assert pacer.delay_for(("X",), "X", 12.0) == pytest.approx(13.0)
     assert pacer.delay_for(("X",), "X", 25.0) == 0.0
     assert pacer.delay_for(("Y",), "Y", 12.0) == 0.0
+
+
+def test_headroom_counts_the_window_and_the_waiting() -> None:
+    clock = FakeClock()
+    pacer = HistoricalPacer(clock=clock, global_limit=5, global_window=600.0)
+    assert pacer.headroom() == 5
+
+    async def scenario() -> None:
+        for i in range(3):
+            await pacer.acquire((f"S{i}",), f"S{i}")
+        assert pacer.headroom() == 2
+        pacer.note_violation()
+        assert pacer.headroom() == 0  # IB said "slow down": plan nothing meanwhile
+        clock.now += 15.0
+        assert pacer.headroom() == 2
+        clock.now += 600.0
+        assert pacer.headroom() == 5  # the window moved on
+
+    run(scenario())
+
+
+def test_without_max_wait_a_request_queues_for_its_slot_and_is_counted() -> None:
+    clock = FakeClock()
+    pacer = HistoricalPacer(clock=clock, global_limit=2, max_wait=None)
+
+    async def scenario() -> list[float]:
+        return [await pacer.acquire((s,), s) for s in ("A", "B", "C")]
+
+    assert run(scenario()) == [0.0, 0.0, pytest.approx(600.0)]  # queued, not refused
+    assert pacer.stats() == {"sent": 3, "queued": 1, "waited_seconds": 600.0,
+                             "longest_wait": 600.0}
+
+
+def test_pacing_windows_are_wall_time_even_on_a_simulated_clock() -> None:
+    """IB counts real seconds: at 200x the ten-minute window is still ten wall minutes."""
+    from datetime import UTC, datetime
+
+    from daytrading.broker.ib_client import IBClient
+    from daytrading.broker.pacing import MonotonicClock
+    from daytrading.clock import SimClock
+
+    from .conftest import sim_settings
+
+    sim = SimClock.starting_at(datetime(2024, 3, 5, 14, 0, tzinfo=UTC), 200.0)
+    client = IBClient(sim_settings(4999), 2, clock=sim)
+    assert client.session.clock is sim  # data stamps: simulated time
+    assert isinstance(client.market.pacer.clock, MonotonicClock)  # pacing: wall time
+    assert client.market.pacer.global_window == 600.0

@@ -336,3 +336,53 @@ def test_master_positions_are_bought_market_on_open(tmp_path, procs):
             assert plans[0]["data"]["masters"] == ["MSFT"]
         finally:
             db.close()
+
+
+def test_a_fast_simulated_hour_stays_within_ibs_history_pacing(tmp_path, procs):
+    """At 200x with the IB scanner rescanning every 15 simulated minutes (4.5 wall seconds,
+    the cadence that used to exhaust IB's 60 requests per 10 wall minutes within seconds):
+    no pacing failure, every watched symbol warmed up from history, and the historical
+    requests scale with the symbols, not with the rescans."""
+    start, speed = "2024-03-05T09:20:00-05:00", 200.0
+    config = write_config(tmp_path, ["MSFT"], source="ib", extra=(
+        "refresh_minutes = 15.0\nmin_refresh_wall_seconds = 4.0\n"))
+    db_path = tmp_path / "x.db"
+    with start_server(start=start, speed=speed) as sim:  # ibsim's default universe
+        trader = Proc("day_trader.py", sim.port, config, db_path, tmp_path)
+        procs.append(trader)
+        clock = SimClock.from_ibsim("127.0.0.1", sim.port)
+        one_hour_later = clock.now().timestamp() + 3600
+        wait_for(lambda: clock.now().timestamp() >= one_hour_later, 40,
+                 "a simulated hour", procs)
+        trader.stop()
+        db = open_db(db_path, sim.port)
+        try:
+            events = db.get_events(limit=100_000)
+        finally:
+            db.close()
+    output = trader.log.read_text(encoding="utf-8", errors="replace")
+    logs = "".join(p.read_text(encoding="utf-8", errors="replace")
+                   for p in (tmp_path / "logs").glob("day_trader*.jsonl"))
+    for text in (output, logs):
+        assert "PacingError" not in text and "pacing limits (max" not in text
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_kind.setdefault(event["kind"], []).append(event)
+    assert not by_kind.get("warmup_failed") and not by_kind.get("scanner_partial")
+    refreshes = by_kind["watchlist"]
+    assert len(refreshes) >= 3, "the scanner should have refreshed several times"
+    watched = {s for e in refreshes for s in e["data"]["added"]}
+    warmed = by_kind["warmed_up"]
+    assert watched and {e["symbol"] for e in warmed} == watched
+    assert all(e["data"]["history_bars"] > 0 for e in warmed)
+    [stop] = by_kind["process_stop"]
+    history = stop["data"]["history"]
+    # one warm-up request per warm-up; daily reference data at most once per symbol
+    assert history["by_bar_size"]["30 secs"] == len(warmed)
+    assert history["most_per_symbol"]["1 day"] == 1
+    assert history["most_per_symbol"].get("5 mins", 0) <= 1
+    # per symbol at most: daily bars, today's 5-minute bars, and its warm-up (before the
+    # budget, every rescan re-requested two bar sizes for 15 symbols: 30 per rescan)
+    assert history["requests"] <= 3 * history["symbols"]
+    # the run fits in one 10-minute window: never more than IB's 60, nothing had to wait
+    assert history["queued"] == 0 and history["requests"] <= 60

@@ -153,3 +153,59 @@ def test_enrich_limit_bounds_history_requests(broker):
     history_symbols = {c[1] for c in broker.calls if c[0] == "history"}
     assert history_symbols == {"GAPR"}
     assert [c.symbol for c in result.candidates] == ["GAPR", "MOON", "FLAT", "VOLM"]
+
+
+def history_calls(broker: FakeBroker, bar_size: str | None = None) -> list[str]:
+    return [c[1] for c in broker.calls if c[0] == "history" and bar_size in (None, c[3])]
+
+
+def test_daily_reference_data_is_requested_once_per_symbol_per_day(broker):
+    source = IbSource(broker, ScannerSettings())
+    first = run(source.scan(NOW))
+    assert sorted(history_calls(broker, "1 day")) == ["FLAT", "GAPR", "MOON", "VOLM"]
+    assert sorted(history_calls(broker, "5 mins")) == ["FLAT", "GAPR", "MOON"]  # VOLM: quote
+    broker.calls.clear()
+    broker.quotes["GAPR"] = Quote(symbol="GAPR", time=NOW, last=12.0, volume=900_000)
+    later = run(source.scan(NOW + timedelta(minutes=15)))
+    assert history_calls(broker) == []  # nothing new: no historical request at all
+    gapr = {c.symbol: c for c in later.candidates}["GAPR"]
+    assert gapr.price == 12.0 and gapr.gap_pct == pytest.approx(20.0)  # fresh quote
+    assert gapr.relative_volume == pytest.approx(0.9)  # cached normal volume
+    moon = {c.symbol: c for c in later.candidates}["MOON"]
+    before = {c.symbol: c for c in first.candidates}["MOON"]
+    assert (moon.price, moon.prev_close, moon.volume) == (4.8, 4.0, 6_000_000)  # cached
+    assert (before.price, before.prev_close, before.volume) == (4.8, 4.0, 6_000_000)
+    run(source.scan(NOW + timedelta(days=1)))  # a new trading day: reference data again
+    assert sorted(history_calls(broker, "1 day")) == ["FLAT", "GAPR", "MOON", "VOLM"]
+
+
+def test_new_symbols_beyond_the_history_budget_wait_for_a_later_refresh(broker):
+    budget = {"free": 3}
+    source = IbSource(broker, ScannerSettings(), history_budget=lambda: budget["free"])
+    result = run(source.scan(NOW))
+    # scanner order GAPR, MOON, FLAT, VOLM: GAPR costs 2, MOON 2 (too much), FLAT 2 (too
+    # much), VOLM 1 (its quote prices it; only the daily bars are needed)
+    assert sorted(set(history_calls(broker))) == ["GAPR", "VOLM"]
+    assert [w.kind for w in result.warnings] == ["scanner_deferred"]
+    deferred = result.warnings[0]
+    assert deferred.level == "INFO" and list(deferred.data["symbols"]) == ["MOON", "FLAT"]
+    got = {c.symbol: c for c in result.candidates}
+    assert got["MOON"].gap_pct is None and result.candidates[-1].symbol in ("MOON", "FLAT")
+    broker.calls.clear()
+    budget["free"] = 60
+    again = run(source.scan(NOW + timedelta(minutes=15)))
+    assert sorted(set(history_calls(broker))) == ["FLAT", "MOON"]  # only the deferred ones
+    assert again.warnings == ()
+    assert [c.symbol for c in again.candidates] == ["MOON", "GAPR", "VOLM"]
+
+
+def test_a_failed_daily_request_is_retried_at_the_next_refresh(broker):
+    broker.history[("GAPR", "1 day")] = TimeoutError()
+    source = IbSource(broker, ScannerSettings())
+    run(source.scan(NOW))
+    broker.history[("GAPR", "1 day")] = daily([(10.0, 1_000_000)])
+    broker.calls.clear()
+    result = run(source.scan(NOW + timedelta(minutes=15)))
+    assert history_calls(broker) == ["GAPR", "GAPR"]  # the daily bars, then today's
+    assert history_calls(broker, "1 day") == ["GAPR"]
+    assert {c.symbol: c for c in result.candidates}["GAPR"].gap_pct == pytest.approx(10.0)

@@ -212,3 +212,37 @@ def test_build_scanner_from_settings(tmp_path):
     settings.scanner.source = "bloomberg"
     with pytest.raises(ConfigError, match='"bloomberg" is not known'):
         build_scanner(settings, base_dir=tmp_path)
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_wall_time_floor_between_refreshes_whatever_the_simulated_time():
+    """At 200x, 15 simulated minutes pass in 4.5 wall seconds: the floor holds the rescan."""
+    src = ScriptedSource("fake", ok("AAA"), ok("BBB"), ok("CCC"))
+    wall = WallClock()
+    scanner = Scanner(ScannerSettings(refresh_minutes=15), src, min_refresh_wall_seconds=60,
+                      wall_clock=wall)
+    run(scanner.refresh(T0))
+    wall.now += 4.5
+    later = T0 + timedelta(minutes=15)
+    assert not scanner.due(later)
+    assert not run(scanner.refresh(later)).refreshed and len(src.calls) == 1
+    wall.now += 56.0
+    assert scanner.due(later) and not scanner.due(T0 + timedelta(minutes=14))
+    assert run(scanner.refresh(later)).symbols == ["BBB"]
+    wall.now += 1.0
+    assert run(scanner.refresh(later, force=True)).symbols == ["CCC"]  # force ignores both
+
+
+def test_build_scanner_applies_the_wall_floor_and_the_history_budget(tmp_path):
+    settings = Settings()
+    settings.scanner.min_refresh_wall_seconds = 30.0
+    ib = build_scanner(settings, broker=object(), base_dir=tmp_path, history_budget=lambda: 7)
+    assert ib._min_wall == 30.0
+    assert ib.sources[0].history_budget() == 7

@@ -120,3 +120,13 @@ def test_unknown_numbers_are_dropped_not_guessed():
     result = run(validate_candidates([cand("FILE", None, None)], S, Broker({"FILE"}).qualify))
     assert result.kept == ()
     assert result.rejected[0].code == "no_price"
+
+
+def test_an_unknown_symbol_without_a_price_is_not_qualified_not_unpriced():
+    # no quote exists for a symbol the broker does not know: name the real problem
+    candidates = [cand("ZZZZ", None, None), cand("NOPX", None, None)]
+    broker = Broker(known={"NOPX"})
+    result = run(validate_candidates(candidates, S, broker.qualify, lambda s: None))
+    assert {r.symbol: r.code for r in result.rejected} == {"ZZZZ": "not_qualified",
+                                                           "NOPX": "no_price"}
+    assert sorted(broker.asked) == ["NOPX", "ZZZZ"]  # asked once each
