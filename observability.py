@@ -1,27 +1,25 @@
 """The one door to trading_history.db: positions, fills, order intents, events, heartbeats.
 
-Every process of the suite and every script reaches the database through this module, so the
-rules that keep money safe live in one place:
+Every process of the suite and every script reaches the database through this module (its
+SQL, transactions and file care live in daytrading.storage, which nothing else imports), so
+the rules that keep money safe live in one place:
 
-- SQLite in WAL mode (readers never block the writer), busy_timeout from settings, and
-  BEGIN IMMEDIATE for every read-then-write: the check ("is AAPL active?") and the write
-  ("add AAPL") happen under one write lock, so two processes can never both win a race.
-- synchronous=FULL for every write that matters (positions, fills, intents, controls,
-  cooldowns, error events): a committed row survives power loss. Heartbeats, routine
-  events and the LLM cache go through a second per-thread connection with
-  synchronous=NORMAL (no fsync per commit): a power cut may lose the last moment of them,
-  a process crash never does, and the file is never corrupted either way.
+- SQLite in WAL mode (readers never block the writer) and BEGIN IMMEDIATE for every
+  read-then-write: the check ("is AAPL active?") and the write ("add AAPL") happen under one
+  write lock, so two processes can never both win a race.
+- Positions, fills, intents, controls, cooldowns and error events commit with
+  synchronous=FULL and survive power loss; heartbeats, routine events and the LLM cache skip
+  the fsync (a power cut may lose their last moment, a crash never does, and the file is
+  never corrupted either way).
 - Busy beyond busy_timeout is retried with bounded, jittered backoff, then raised as
   TransientError; a raw "database is locked" never escapes.
 - The schema version is PRAGMA user_version with forward migrations; a file written by a
   newer suite is refused (SchemaTooNewError), a damaged file is refused and never
   overwritten (CorruptDatabaseError names the newest backup and the restore command).
-- Connections are per thread (threading.local); each process opens its own. A Database object
-  may be shared by the threads of one process.
+- Connections are per thread; a Database object may be shared by the threads of a process.
 - Times are stored as ISO 8601 UTC text; trading dates ("closed today", trades of a day)
-  are New York dates of the database clock, never the machine's local date.
-- Rows come back as plain dicts keyed by column name, JSON columns (metadata, data,
-  payload) decoded.
+  are New York dates of the database clock, never the machine's local date. Rows come back
+  as plain dicts keyed by column name, JSON columns (metadata, data, payload) decoded.
 
 Error contract: bad arguments (unknown exit reason, unknown control name, a naive
 datetime, a negative quantity...) raise ValueError before anything is written; refusals
@@ -35,15 +33,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-import threading
-import weakref
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from daytrading.errors import ConfigError, CorruptDatabaseError
-from daytrading.settings import PROJECT_ROOT, DatabaseSettings
+from daytrading.clock import WallClock
+from daytrading.errors import CorruptDatabaseError
+from daytrading.settings import DatabaseSettings
 from daytrading.storage import connection, fills, intents, journal, maintenance, positions, schema
 from daytrading.storage.exceptions import (
     ClosedPositionConflictError,
@@ -52,18 +49,14 @@ from daytrading.storage.exceptions import (
     IntentTransitionError,
     OpenIntentExistsError,
 )
-from daytrading.storage.journal import Actor
-from daytrading.storage.values import (
-    as_date_text,
-    ny_date,
-    parse_moment,
-    symbol_text,
-    utc_iso,
-)
+from daytrading.storage.journal import Actor, Stamp
+from daytrading.storage.maintenance import default_path
+from daytrading.storage.values import as_date_text, ny_date, utc_iso
 from daytrading.types import ExitReason
 
 __all__ = [
     "ClosedPositionConflictError",
+    "CorruptDatabaseError",
     "Database",
     "DatabaseClosedError",
     "IntentNotFoundError",
@@ -79,10 +72,6 @@ __all__ = [
     "set_process_name",
 ]
 
-T = TypeVar("T")
-
-DEFAULT_FILE = "trading_history.db"
-SIM_FILE = "trading_history_sim.db"
 SCHEMA_VERSION = schema.code_version()
 CONTROL_NAMES = journal.CONTROL_NAMES
 OPEN_INTENT_STATUSES = schema.OPEN_INTENT_STATUSES
@@ -90,13 +79,6 @@ OPEN_INTENT_STATUSES = schema.OPEN_INTENT_STATUSES
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-
-
-class WallClock:
-    """The default clock: real UTC time."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 _process_name: str | None = None
@@ -117,39 +99,6 @@ def _default_process_name() -> str:
     return stem if stem and stem not in ("-", "-c") else "python"
 
 
-def default_path(*, sim: bool = False, settings: DatabaseSettings | None = None) -> Path:
-    """Where the database lives when no path is given.
-
-    trading_history.db in the project root (or settings.path); a simulated session uses a
-    separate file (trading_history_sim.db, or <stem>_sim<suffix> beside settings.path), so a
-    sim never writes the real history.
-    """
-    configured = (settings.path if settings else "").strip()
-    if configured:
-        real = Path(configured)
-        real = real if real.is_absolute() else PROJECT_ROOT / real
-        return real.with_name(f"{real.stem}_sim{real.suffix}") if sim else real
-    return PROJECT_ROOT / (SIM_FILE if sim else DEFAULT_FILE)
-
-
-def _resolve_path(path: str | Path | None, sim: bool, settings: DatabaseSettings) -> Path:
-    if path is None:
-        return default_path(sim=sim, settings=settings)
-    chosen = Path(path)
-    if str(chosen) == ":memory:" or not str(chosen).strip():
-        raise ConfigError(
-            f"database path {str(path)!r} is not a file; the suite's processes share one "
-            "database file. Fix: pass a file path (or none for trading_history.db)."
-        )
-    if sim and chosen.resolve() == default_path(sim=False, settings=settings).resolve():
-        raise ConfigError(
-            f"a simulated session was pointed at the real history {chosen}; refused so a sim "
-            "never writes real trades. Fix: drop the path (sim uses trading_history_sim.db) "
-            "or pass another file."
-        )
-    return chosen
-
-
 def get_database(
     path: str | Path | None = None,
     *,
@@ -168,7 +117,11 @@ def get_database(
 
 
 class Database:
-    """The suite database for one process (safe to share between its threads)."""
+    """The suite database for one process (safe to share between its threads).
+
+    Every method is one transaction through daytrading.storage.connection.ConnectionPool:
+    writes in BEGIN IMMEDIATE, retried when busy; the SQL lives in daytrading.storage.
+    """
 
     def __init__(
         self,
@@ -181,23 +134,18 @@ class Database:
     ) -> None:
         self.settings = settings or DatabaseSettings()
         self.sim = sim
-        self.path = _resolve_path(path, sim, self.settings)
+        self.path, self.archive_dir, busy_ms = maintenance.locate(path, sim, self.settings)
         self.clock: Clock = clock or WallClock()
         self.process = process
-        self.archive_dir = maintenance.resolve_archive_dir(self.path, self.settings.archive_dir)
-        self._busy_ms = int(self.settings.busy_timeout_ms)
-        self._policy = connection.RetryPolicy()
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._version_conn: sqlite3.Connection | None = None
-        self._closed = False
-        # sqlite3 connections sit in reference cycles, so without this an unreferenced
-        # Database would hold the file open (and locked, on Windows) until a gc pass.
-        self._finalizer = weakref.finalize(self, _close_all, self._connections, self._lock)
-        self._open_checked()
-
-    # ----------------------------------------------------------------- plumbing
+        # The error factory holds plain values, not self: an unreferenced Database must
+        # still release the file at once (see ConnectionPool).
+        corrupt = partial(maintenance.corrupt_error, self.path, self.archive_dir, self.settings)
+        self._pool = connection.ConnectionPool(self.path, busy_ms, corrupt)
+        self._local = self._pool.local  # per-thread connections ("conn", "light")
+        self._connections = self._pool.connections
+        self._pool.open_checked(
+            lambda c: maintenance.start_up(c, self.path, SCHEMA_VERSION, corrupt)
+        )
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r}, schema={SCHEMA_VERSION})"
@@ -208,115 +156,19 @@ class Database:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _corrupt_error(self, detail: str) -> CorruptDatabaseError:
-        db_arg = maintenance.db_argument(
-            self.path,
-            default_path(sim=False, settings=self.settings),
-            default_path(sim=True, settings=self.settings),
-        )
-        return CorruptDatabaseError(
-            maintenance.corrupt_message(self.path, self.archive_dir, detail, db_arg)
-        )
-
-    def _open_checked(self) -> None:
-        """Refuse damaged or too-new files before anything writes to them, then migrate."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        bad_header = connection.header_problem(self.path)
-        if bad_header:
-            raise self._corrupt_error(bad_header)
-        try:
-            conn = connection.connect(self.path, self._busy_ms)
-        except sqlite3.Error as exc:
-            if connection.is_corrupt(exc):
-                raise self._corrupt_error(str(exc)) from exc
-            raise ConfigError(
-                f"cannot open database {self.path}: {exc}. Fix: check the folder exists, is "
-                "writable and is on a local disk."
-            ) from exc
-        try:
-            connection.run(
-                conn,
-                self._start_up,
-                write=False,
-                path=self.path,
-                policy=self._policy,
-                busy_timeout_ms=self._busy_ms,
-                corrupt_error=self._corrupt_error,
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._adopt(conn)
-
-    def _start_up(self, conn: sqlite3.Connection) -> None:
-        found = schema.file_version(conn)
-        schema.refuse_if_too_new(self.path, found, SCHEMA_VERSION)
-        problems = maintenance.integrity_problems(conn, full=False)
-        if problems:
-            raise self._corrupt_error("integrity check failed: " + "; ".join(problems[:5]))
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise ConfigError(
-                f"database {self.path} cannot use WAL mode (journal_mode is {mode}); WAL needs "
-                "a local disk. Fix: put the database on a local drive (not a network share)."
-            )
-        schema.migrate(conn, self.path)
-
-    def _adopt(self, conn: sqlite3.Connection, slot: str = "conn") -> None:
-        with self._lock:
-            self._connections.append(conn)
-        setattr(self._local, slot, conn)
-
     def _conn(self, *, durable: bool = True) -> sqlite3.Connection:
-        """This thread's connection: synchronous=FULL, or NORMAL for non-critical writes."""
-        if self._closed:
-            raise DatabaseClosedError(
-                f"database {self.path} was closed; open it again with get_database()."
-            )
-        slot = "conn" if durable else "light"
-        conn = getattr(self._local, slot, None)
-        if conn is None:
-            try:
-                conn = connection.connect(self.path, self._busy_ms, durable=durable)
-            except sqlite3.Error as exc:
-                raise self._corrupt_error(str(exc)) if connection.is_corrupt(exc) else ConfigError(
-                    f"cannot open database {self.path}: {exc}"
-                ) from exc
-            self._adopt(conn, slot)
-        return conn
-
-    def _run(
-        self, work: Callable[[sqlite3.Connection], T], *, write: bool, durable: bool = True
-    ) -> T:
-        return connection.run(
-            self._conn(durable=durable),
-            work,
-            write=write,
-            path=self.path,
-            policy=self._policy,
-            busy_timeout_ms=self._busy_ms,
-            corrupt_error=self._corrupt_error,
-        )
-
-    def _write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """work inside BEGIN IMMEDIATE ... COMMIT (all-or-nothing, retried when busy).
-
-        durable=False commits without an fsync (synchronous=NORMAL): only for heartbeats,
-        free-standing events and the LLM cache, never for positions, fills, intents,
-        controls or cooldowns (see daytrading.storage.connection.connect).
-        """
-        return self._run(work, write=True, durable=durable)
-
-    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return self._run(work, write=False)
+        """This thread's connection (durable or light); for tests and diagnostics."""
+        return self._pool.conn(durable=durable)
 
     def _now(self) -> datetime:
         now = self.clock.now()
         utc_iso(now, what="clock.now()")
         return now
 
-    def _actor(self, process: str | None = None) -> Actor:
-        return Actor(process or self.process or _default_process_name(), os.getpid())
+    def _stamp(self, process: str | None = None) -> Stamp:
+        """The clock's now and who writes (process name, pid), for one transaction."""
+        actor = Actor(process or self.process or _default_process_name(), os.getpid())
+        return Stamp.of(self._now(), actor)
 
     def today(self) -> str:
         """The New York trading date of the database clock (YYYY-MM-DD)."""
@@ -344,23 +196,13 @@ class Database:
         moment where the intent is closed but the position is not yet protected. Without
         intent_id, today's entry intent for the symbol (if any) is linked to the new row.
         """
-        now = self._now()
-        entered = now if entry_timestamp is None else parse_moment(entry_timestamp)
-        return self._write(
+        at = self._stamp()
+        return self._pool.write(
             lambda c: positions.add(
-                c,
-                now=utc_iso(now),
-                today=ny_date(now),
-                actor=self._actor(),
-                symbol=symbol,
-                quantity=quantity,
-                entry_price=entry_price,
-                entry_timestamp=utc_iso(entered, what="entry_timestamp"),
-                metadata=metadata,
-                profit_target_price=profit_target_price,
-                stop_loss_price=stop_loss_price,
-                agent_name=agent_name,
-                intent_id=intent_id,
+                c, at, symbol=symbol, quantity=quantity, entry_price=entry_price,
+                entry_timestamp=entry_timestamp, metadata=metadata,
+                profit_target_price=profit_target_price, stop_loss_price=stop_loss_price,
+                agent_name=agent_name, intent_id=intent_id,
             )
         )
 
@@ -381,19 +223,11 @@ class Database:
         Raises PositionNotFoundError when the symbol is not active, and
         ClosedPositionConflictError (active row kept) if it already closed that date.
         """
-        now = self._now()
-        exited = now if exit_timestamp is None else parse_moment(exit_timestamp)
-        return self._write(
+        at = self._stamp()
+        return self._pool.write(
             lambda c: positions.remove(
-                c,
-                now=utc_iso(now),
-                actor=self._actor(),
-                symbol=symbol,
-                exit_price=exit_price,
-                exit_reason=exit_reason,
-                commission=commission,
-                exit_timestamp=utc_iso(exited, what="exit_timestamp"),
-                close_date=ny_date(exited),
+                c, at, symbol=symbol, exit_price=exit_price, exit_reason=exit_reason,
+                commission=commission, exit_timestamp=exit_timestamp,
             )
         )
 
@@ -403,32 +237,32 @@ class Database:
 
         Returns the updated row; PositionNotFoundError if the symbol is not active.
         """
-        now = utc_iso(self._now())
-        return self._write(lambda c: positions.update(c, now=now, symbol=symbol, fields=fields))
+        at = self._stamp()
+        return self._pool.write(lambda c: positions.update(c, at, symbol, fields))
 
     def get_active_position(self, symbol: str) -> dict[str, Any] | None:
-        return self._read(lambda c: positions.get(c, symbol))
+        return self._pool.read(lambda c: positions.get(c, symbol))
 
     def is_position_active(self, symbol: str) -> bool:
-        return self._read(lambda c: positions.is_active(c, symbol))
+        return self._pool.read(lambda c: positions.is_active(c, symbol))
 
     def get_active_positions(self) -> list[dict[str, Any]]:
-        return self._read(positions.all_active)
+        return self._pool.read(positions.all_active)
 
     def was_closed_today(self, symbol: str) -> bool:
         """Closed on the clock's New York date (and not cleared for re-entry)."""
         today = self.today()
-        return self._read(lambda c: positions.was_closed_on(c, symbol, today))
+        return self._pool.read(lambda c: positions.was_closed_on(c, symbol, today))
 
     def get_closed_today(self) -> list[dict[str, Any]]:
         """Today's closed rows that block re-entry (New York date of the clock)."""
         today = self.today()
-        return self._read(lambda c: positions.closed_on(c, today, include_cleared=False))
+        return self._pool.read(lambda c: positions.closed_on(c, today, include_cleared=False))
 
     def get_closed_positions(self, date: date | str) -> list[dict[str, Any]]:
         """Every position closed on that New York date, including rows cleared for re-entry."""
         day_text = as_date_text(date)
-        return self._read(lambda c: positions.closed_on(c, day_text, include_cleared=True))
+        return self._pool.read(lambda c: positions.closed_on(c, day_text, include_cleared=True))
 
     def clear_closed_today(self, *, include_today: bool = False) -> int:
         """The legacy daily reset, made safe; returns how many closed rows were cleared.
@@ -439,16 +273,8 @@ class Database:
         include_today=True is the explicit operator override that also unblocks today's
         symbols for re-entry. Rows are marked, never deleted: get_closed_positions() keeps them.
         """
-        now = self._now()
-        return self._write(
-            lambda c: positions.clear_closed(
-                c,
-                now=utc_iso(now),
-                actor=self._actor(),
-                today=ny_date(now),
-                include_today=include_today,
-            )
-        )
+        at = self._stamp()
+        return self._pool.write(lambda c: positions.clear_closed(c, at, include_today=include_today))
 
     # ----------------------------------------------------------------- fills
 
@@ -471,35 +297,23 @@ class Database:
 
         side accepts BUY/SELL or IB's BOT/SLD; the trade date is the New York date of `time`.
         """
-        moment = parse_moment(time)
         recorded_at = utc_iso(self._now())
-        return self._write(
+        return self._pool.write(
             lambda c: fills.record(
-                c,
-                exec_id=exec_id,
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                price=price,
-                time=utc_iso(moment),
-                trade_date=ny_date(moment),
-                order_ref=order_ref,
-                perm_id=perm_id,
-                order_id=order_id,
-                client_id=client_id,
-                commission=commission,
-                recorded_at=recorded_at,
+                c, exec_id=exec_id, symbol=symbol, side=side, quantity=quantity, price=price,
+                time=time, order_ref=order_ref, perm_id=perm_id, order_id=order_id,
+                client_id=client_id, commission=commission, recorded_at=recorded_at,
             )
         )
 
     def update_fill_commission(self, exec_id: str, commission: float) -> bool:
         """Attach IB's commission report to its fill; False if the exec_id is unknown."""
-        return self._write(lambda c: fills.update_commission(c, exec_id, commission))
+        return self._pool.write(lambda c: fills.update_commission(c, exec_id, commission))
 
     def get_trades_by_date(self, date: date | str) -> list[dict[str, Any]]:
         """Fills whose New York trade date is `date` (a date or 'YYYY-MM-DD'), in time order."""
         day_text = as_date_text(date)
-        return self._read(lambda c: fills.by_date(c, day_text))
+        return self._pool.read(lambda c: fills.by_date(c, day_text))
 
     # ----------------------------------------------------------------- order intents
 
@@ -525,23 +339,12 @@ class Database:
         while one is still open (PENDING/SUBMITTED) a second is refused
         (OpenIntentExistsError), which keeps two sells from working at once.
         """
-        now = self._now()
-        return self._write(
+        at = self._stamp(process)
+        return self._pool.write(
             lambda c: intents.create(
-                c,
-                now=utc_iso(now),
-                today=ny_date(now),
-                actor=self._actor(process),
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                purpose=purpose,
-                process=process,
-                order_type=order_type,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                position_id=position_id,
-                metadata=metadata,
+                c, at, symbol=symbol, side=side, quantity=quantity, purpose=purpose,
+                process=process, order_type=order_type, limit_price=limit_price,
+                stop_price=stop_price, position_id=position_id, metadata=metadata,
             )
         )
 
@@ -563,28 +366,18 @@ class Database:
         entries_paused, active, closed_today, cooldown, open_entry_intent, unregistered_fill.
         Success returns the intent (order_ref dt:entry:<id>, status PENDING).
         """
-        now = self._now()
-        return self._write(
+        at = self._stamp()
+        return self._pool.write(
             lambda c: intents.claim_entry(
-                c,
-                now=utc_iso(now),
-                today=ny_date(now),
-                actor=self._actor(),
-                symbol=symbol,
-                quantity=quantity,
-                order_type=order_type,
-                limit_price=limit_price,
-                metadata=metadata,
+                c, at, symbol=symbol, quantity=quantity, order_type=order_type,
+                limit_price=limit_price, metadata=metadata,
             )
         )
 
     def entry_block_reason(self, symbol: str) -> str | None:
         """Why claim_entry would refuse this symbol now (its reason code), without writing."""
-        now = self._now()
-        clean = symbol_text(symbol)
-        refusal = self._read(
-            lambda c: intents.entry_block(c, clean, utc_iso(now), ny_date(now))
-        )
+        at = self._stamp()
+        refusal = self._pool.read(lambda c: intents.entry_block(c, at, symbol))
         return None if refusal is None else refusal[0]
 
     def transition_intent(
@@ -605,31 +398,23 @@ class Database:
         allowed (it refreshes the given fields). Anything else raises IntentTransitionError
         and changes nothing; an unknown id raises IntentNotFoundError.
         """
-        now = utc_iso(self._now())
-        return self._write(
+        at = self._stamp()
+        return self._pool.write(
             lambda c: intents.transition(
-                c,
-                now=now,
-                actor=self._actor(),
-                intent_id=intent_id,
-                status=status,
-                order_id=order_id,
-                perm_id=perm_id,
-                filled_quantity=filled_quantity,
-                avg_fill_price=avg_fill_price,
-                reason=reason,
+                c, at, intent_id=intent_id, status=status, order_id=order_id, perm_id=perm_id,
+                filled_quantity=filled_quantity, avg_fill_price=avg_fill_price, reason=reason,
             )
         )
 
     def get_intent(self, intent_id: int) -> dict[str, Any] | None:
-        return self._read(lambda c: intents.get(c, intent_id))
+        return self._pool.read(lambda c: intents.get(c, intent_id))
 
     def find_intent_by_order_ref(self, ref: str) -> dict[str, Any] | None:
-        return self._read(lambda c: intents.by_order_ref(c, ref))
+        return self._pool.read(lambda c: intents.by_order_ref(c, ref))
 
     def get_open_intents(self, process: str | None = None) -> list[dict[str, Any]]:
         """PENDING and SUBMITTED intents, oldest first (optionally of one process)."""
-        return self._read(lambda c: intents.open_intents(c, process))
+        return self._pool.read(lambda c: intents.open_intents(c, process))
 
     # ----------------------------------------------------------------- journal
 
@@ -650,20 +435,10 @@ class Database:
         power cut may lose the last moment of them, a crash never does); ERROR and CRITICAL
         events, and every event written together with a position or intent, are durable.
         """
-        now = utc_iso(self._now())
-        actor = self._actor(process)
+        at = self._stamp(process)
         durable = str(level).upper() in ("ERROR", "CRITICAL")
-        return self._write(
-            lambda c: journal.append_event(
-                c,
-                ts=now,
-                actor=actor,
-                kind=kind,
-                message=message,
-                symbol=symbol,
-                level=level,
-                data=data,
-            ),
+        return self._pool.write(
+            lambda c: journal.append_event(c, at, kind, message, symbol=symbol, level=level, data=data),
             durable=durable,
         )
 
@@ -671,7 +446,7 @@ class Database:
         self, since_id: int = 0, limit: int = 100, kind: str | None = None
     ) -> list[dict[str, Any]]:
         """Events with id > since_id, oldest first: tail the journal by passing the last id."""
-        return self._read(lambda c: journal.events_since(c, since_id, limit, kind))
+        return self._pool.read(lambda c: journal.events_since(c, since_id, limit, kind))
 
     def beat(
         self,
@@ -688,44 +463,25 @@ class Database:
         and restore_db's "is it still running" check are about real seconds.
         """
         updated_at = utc_iso(datetime.now(UTC))
-        self._write(
+        self._pool.write(
             lambda c: journal.beat(
-                c,
-                process=process,
-                pid=pid,
-                state=state,
-                detail=detail,
-                version=version,
+                c, process=process, pid=pid, state=state, detail=detail, version=version,
                 updated_at=updated_at,
             ),
             durable=False,  # a heartbeat is stale a few seconds later anyway
         )
 
     def get_heartbeats(self) -> list[dict[str, Any]]:
-        return self._read(journal.heartbeats)
+        return self._pool.read(journal.heartbeats)
 
     def set_control(self, name: str, value: Any) -> None:
         """Set entries_paused, halted or exit_all (any JSON value; truthy means on)."""
-        now = utc_iso(self._now())
-        actor = self._actor()
-
-        def work(c: sqlite3.Connection) -> None:
-            journal.set_control(c, name, value, now)
-            journal.append_event(
-                c,
-                ts=now,
-                actor=actor,
-                kind="control_set",
-                message=f"control {name} set to {value!r}",
-                level="WARNING",
-                data={"name": name, "value": value},
-            )
-
-        self._write(work)
+        at = self._stamp()
+        self._pool.write(lambda c: journal.set_control(c, at, name, value))
 
     def get_controls(self) -> dict[str, Any]:
         """Every control (entries_paused, halted, exit_all), False when never set."""
-        return self._read(journal.controls)
+        return self._pool.read(journal.controls)
 
     def add_cooldown(
         self, symbol: str, until: datetime | str | timedelta, reason: str = ""
@@ -734,36 +490,27 @@ class Database:
 
         A shorter cooldown never cuts a longer one that is already running.
         """
-        now = self._now()
-        end = now + until if isinstance(until, timedelta) else parse_moment(until, what="until")
-        clean = symbol_text(symbol)
-        self._write(
-            lambda c: journal.add_cooldown(c, clean, utc_iso(end), reason, utc_iso(now))
-        )
+        at = self._stamp()
+        self._pool.write(lambda c: journal.add_cooldown(c, at, symbol, until, reason))
 
     def in_cooldown(self, symbol: str) -> bool:
         now = utc_iso(self._now())
-        clean = symbol_text(symbol)
-        return self._read(lambda c: journal.in_cooldown(c, clean, now))
+        return self._pool.read(lambda c: journal.in_cooldown(c, symbol, now))
 
     def get_cooldowns(self) -> list[dict[str, Any]]:
         """Cooldowns still running at the clock's now."""
         now = utc_iso(self._now())
-        return self._read(lambda c: journal.active_cooldowns(c, now))
+        return self._pool.read(lambda c: journal.active_cooldowns(c, now))
 
     def get_llm_analysis(self, symbol: str, date: date | str) -> dict[str, Any] | None:
         """The payload saved for symbol and date, or None."""
-        clean = symbol_text(symbol)
-        day_text = as_date_text(date)
-        return self._read(lambda c: journal.llm_analysis(c, clean, day_text))
+        return self._pool.read(lambda c: journal.llm_analysis(c, symbol, date))
 
     def save_llm_analysis(self, symbol: str, date: date | str, payload: dict[str, Any]) -> None:
         """Cache one analysis per symbol and date (a second save replaces the first)."""
-        clean = symbol_text(symbol)
-        day_text = as_date_text(date)
         now = utc_iso(self._now())
-        self._write(
-            lambda c: journal.save_llm_analysis(c, clean, day_text, payload, now),
+        self._pool.write(
+            lambda c: journal.save_llm_analysis(c, symbol, date, payload, now),
             durable=False,  # a cache: losing it costs one more LLM call
         )
 
@@ -772,27 +519,11 @@ class Database:
     def data_version(self) -> int:
         """A number that changes whenever any other connection commits to the file.
 
-        PRAGMA data_version on a dedicated, never-writing connection: one cheap statement
-        (no table read), so the exit manager can check it many times a second and only
-        re-read active_positions when it changed; that is how it adopts a new row within a
-        second of the day trader committing it, without heavy polling.
+        Cheap enough to call many times a second: the exit manager only re-reads
+        active_positions when it changed, which is how it adopts a new row within a second
+        of the day trader committing it, without heavy polling.
         """
-        with self._lock:
-            if self._closed:
-                raise DatabaseClosedError(f"database {self.path} was closed")
-            if self._version_conn is None:
-                self._version_conn = connection.connect(self.path, self._busy_ms)
-                self._connections.append(self._version_conn)
-            conn = self._version_conn
-            return connection.run(
-                conn,
-                lambda c: int(c.execute("PRAGMA data_version").fetchone()[0]),
-                write=False,
-                path=self.path,
-                policy=self._policy,
-                busy_timeout_ms=self._busy_ms,
-                corrupt_error=self._corrupt_error,
-            )
+        return self._pool.data_version()
 
     def backup(self, dest_dir: str | Path | None = None) -> Path:
         """Online backup (sqlite3 backup API) to archive/<stem>-<UTC stamp>.db; returns it.
@@ -802,43 +533,25 @@ class Database:
         """
         target = Path(dest_dir) if dest_dir is not None else self.archive_dir
         keep = int(self.settings.backup_keep)
-        return self._read(
-            lambda c: maintenance.backup(
-                c, self.path, target, keep=keep, busy_timeout_ms=self._busy_ms
-            )
+        busy_ms = self._pool.busy_timeout_ms
+        return self._pool.read(
+            lambda c: maintenance.backup(c, self.path, target, keep=keep, busy_timeout_ms=busy_ms)
         )
 
     def integrity_check(self) -> list[str]:
         """Full PRAGMA integrity_check: [] when healthy, else SQLite's list of problems."""
-        return self._read(lambda c: maintenance.integrity_problems(c, full=True))
+        return self._pool.read(lambda c: maintenance.integrity_problems(c, full=True))
 
     def checkpoint(self) -> dict[str, int]:
         """wal_checkpoint(TRUNCATE), e.g. after the close: returns busy/wal/checkpointed pages."""
-        return self._read(maintenance.checkpoint)
+        return self._pool.read(maintenance.checkpoint)
 
     def close(self) -> None:
         """Close every connection of this object (all threads). Safe to call twice."""
-        self._closed = True
-        self._version_conn = None
-        self._finalizer()
-
-
-def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
-    with lock:
-        doomed = list(connections)
-        connections.clear()
-    for conn in doomed:
-        try:
-            conn.close()
-        except sqlite3.Error:
-            pass
+        self._pool.close()
 
 
 # --------------------------------------------------------------------- for scripts/
-
-
-def _settings_or_default(settings: DatabaseSettings | None) -> DatabaseSettings:
-    return settings or DatabaseSettings()
 
 
 def inspect_database(
@@ -849,10 +562,8 @@ def inspect_database(
     settings: DatabaseSettings | None = None,
 ) -> dict[str, Any]:
     """Read-only health report for scripts/check_db.py: integrity, WAL size, row counts."""
-    settings = _settings_or_default(settings)
-    db_path = _resolve_path(path, sim, settings)
-    archive = maintenance.resolve_archive_dir(db_path, settings.archive_dir)
-    return maintenance.inspect(db_path, archive, full=full, busy_timeout_ms=settings.busy_timeout_ms)
+    db_path, archive, busy_ms = maintenance.locate(path, sim, settings or DatabaseSettings())
+    return maintenance.inspect(db_path, archive, full=full, busy_timeout_ms=busy_ms)
 
 
 def running_suite_processes(
@@ -862,9 +573,8 @@ def running_suite_processes(
     settings: DatabaseSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Suite processes whose heartbeat PIDs are still alive (psutil)."""
-    settings = _settings_or_default(settings)
-    db_path = _resolve_path(path, sim, settings)
-    return maintenance.live_suite_processes(db_path, settings.busy_timeout_ms)
+    db_path, _archive, busy_ms = maintenance.locate(path, sim, settings or DatabaseSettings())
+    return maintenance.live_suite_processes(db_path, busy_ms)
 
 
 def restore_database(
@@ -879,9 +589,5 @@ def restore_database(
 
     The replaced file (and its -wal/-shm) is moved into the archive directory, never deleted.
     """
-    settings = _settings_or_default(settings)
-    db_path = _resolve_path(path, sim, settings)
-    archive = maintenance.resolve_archive_dir(db_path, settings.archive_dir)
-    return maintenance.restore(
-        Path(backup), db_path, archive, busy_timeout_ms=settings.busy_timeout_ms, force=force
-    )
+    db_path, archive, busy_ms = maintenance.locate(path, sim, settings or DatabaseSettings())
+    return maintenance.restore(Path(backup), db_path, archive, busy_timeout_ms=busy_ms, force=force)

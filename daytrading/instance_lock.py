@@ -86,39 +86,23 @@ def _held_message(path: Path, holder: LockHolder | None) -> str:
             f"a supervisor, delete {path} and start again.")
 
 
-def _try_os_lock(handle: IO[bytes]) -> bool:
+def _os_lock(handle: IO[bytes], *, take: bool) -> bool:
+    """Take (without waiting) or release the OS lock on the file; False if that failed."""
     fd = handle.fileno()
     try:
         if IS_WINDOWS:
             import msvcrt
 
             handle.seek(_LOCK_OFFSET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK if take else msvcrt.LK_UNLCK, 1)
             handle.seek(0)
         else:
             import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if take else fcntl.LOCK_UN)
         return True
     except OSError:
         return False
-
-
-def _os_unlock(handle: IO[bytes]) -> None:
-    fd = handle.fileno()
-    try:
-        if IS_WINDOWS:
-            import msvcrt
-
-            handle.seek(_LOCK_OFFSET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-            handle.seek(0)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:
-        pass
 
 
 class InstanceLock:
@@ -141,14 +125,14 @@ class InstanceLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         handle = os.fdopen(fd, "r+b")  # held open for our lifetime: the OS lock lives on it
         try:
-            if not _try_os_lock(handle):
+            if not _os_lock(handle, take=True):
                 raise InstanceLockedError(_held_message(self.path, read_holder(self.path)))
             previous = read_holder(self.path)
             me = psutil.Process()
             if previous is not None and previous.pid != me.pid and holder_is_alive(previous):
                 # A live holder without the OS lock (lock lost, or a filesystem without locks):
                 # refusing is the safe side.
-                _os_unlock(handle)
+                _os_lock(handle, take=False)
                 raise InstanceLockedError(_held_message(self.path, previous))
             if previous is not None and previous.pid != me.pid:
                 self.took_over_from = previous  # stale: dead PID, or a reused one
@@ -175,7 +159,7 @@ class InstanceLock:
         except OSError:
             pass
         finally:
-            _os_unlock(handle)
+            _os_lock(handle, take=False)
             handle.close()
 
     @staticmethod

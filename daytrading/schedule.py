@@ -108,8 +108,8 @@ class ScheduleState:
                 f"in {format_duration(self.seconds_to_next)}")
 
 
-def format_duration(seconds: float) -> str:
-    """Compact human duration: 45s, 12m, 3h05m, 2d04h."""
+def format_duration(seconds: float, *, with_seconds: bool = False) -> str:
+    """Compact human duration: 45s, 12m, 3h05m, 2d04h (with_seconds: 12m05s under an hour)."""
     seconds = int(max(0, seconds))
     days, rem = divmod(seconds, 86400)
     hours, rem = divmod(rem, 3600)
@@ -119,7 +119,7 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     if minutes:
-        return f"{minutes}m"
+        return f"{minutes}m{secs:02d}s" if with_seconds else f"{minutes}m"
     return f"{secs}s"
 
 

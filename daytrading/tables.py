@@ -1,4 +1,5 @@
-"""What the operator scripts share on screen: rich tables, `--json` output, typed confirmation.
+"""What the operator scripts share on screen: rich tables, `--json` output, typed confirmation,
+and how a script ends when something goes wrong.
 
 Why one module: every script prints money, percentages, ages and New York times the same
 way, and every script's `--json` output is built from plain dicts with stable keys (the
@@ -15,7 +16,7 @@ import enum
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +26,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from daytrading.cli import refuse
 from daytrading.clock import NEW_YORK
+from daytrading.errors import ConfigError, OperationalError, TransientError
+from daytrading.schedule import format_duration
 
 CONFIRM_WORD = "YES"
 PLAIN_WIDTH = 200  # when stdout is not a terminal (pipes, files, Task Scheduler logs)
@@ -81,20 +85,8 @@ def quantity(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """45s, 12m, 3h05m, 2d04h."""
-    if seconds is None:
-        return "-"
-    seconds = int(max(0.0, seconds))
-    days, rem = divmod(seconds, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    """45s, 12m05s, 3h05m, 2d04h; "-" when unknown."""
+    return "-" if seconds is None else format_duration(seconds, with_seconds=True)
 
 
 def ny_time(value: datetime | str | None, *, with_date: bool = False) -> str:
@@ -219,3 +211,37 @@ def day_argument(text: str) -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2025-10-29") from None
+
+
+# --------------------------------------------------------------------------- ending a script
+
+
+def fail(prog: str, problem: object, *, hint: str | None = None) -> int:
+    """Say on stderr what went wrong ("<prog>: <problem>" in red), then the hint (how to get
+    out of it) in yellow; returns exit code 1. stderr, so `--json` output stays clean."""
+    errors = error_console()
+    errors.print(Text(f"{prog}: {problem}", style="bold red"))
+    if hint:
+        errors.print(Text(hint, style="yellow"))
+    return 1
+
+
+def run_script(
+    prog: str,
+    work: Callable[[], int],
+    *,
+    failures: tuple[type[Exception], ...] = (),
+    hint: str | None = None,
+) -> int:
+    """Run an operator script's work and end it the same way in every script.
+
+    Returns work's exit code. A ConfigError exits with code 2 and a plain message
+    (cli.refuse); an OperationalError or TransientError (the database or the broker cannot
+    do it now), or one of `failures`, is reported with fail() and returns 1. Never a traceback.
+    """
+    try:
+        return work()
+    except ConfigError as exc:
+        refuse(exc, prog)
+    except (OperationalError, TransientError, *failures) as exc:
+        return fail(prog, exc, hint=hint)

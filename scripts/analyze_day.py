@@ -31,14 +31,9 @@ from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
 from daytrading.charts import ChartError, chart_format, write_chart  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
+from daytrading.cli import common_parser, settings_from_args  # noqa: E402
 from daytrading.clock import trading_date  # noqa: E402
-from daytrading.errors import (  # noqa: E402
-    ConfigError,
-    OperationalError,
-    SuiteError,
-    TransientError,
-)
+from daytrading.errors import ConfigError, SuiteError  # noqa: E402
 from daytrading.liquidation import (  # noqa: E402
     clock_note,
     connect_operator,
@@ -48,6 +43,7 @@ from daytrading.liquidation import (  # noqa: E402
 from daytrading.logs import setup_logging  # noqa: E402
 from daytrading.market_calendar import is_trading_day, session_open_close  # noqa: E402
 from daytrading.reports import DayAnalysis, analyze_day, trades_from_rows  # noqa: E402
+from daytrading.settings import Settings  # noqa: E402
 from daytrading.types import Bar  # noqa: E402
 
 PROG = "analyze_day.py"
@@ -157,53 +153,44 @@ def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} min"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
-    setup_logging("analyze_day", settings, console=False)
-    db = None
-    try:
-        if args.chart is not None:
-            try:
-                chart_format(args.chart)
-            except ChartError as exc:
-                raise ConfigError(f"--chart {args.chart}: {exc}") from exc
-        clock = operator_clock(settings, required=False)
-        db = open_operator_db(settings, clock)
+def analyze(args: argparse.Namespace, settings: Settings) -> int:
+    """The day's closed trades against the price path: what the exits left on the table."""
+    if args.chart is not None:
+        try:
+            chart_format(args.chart)
+        except ChartError as exc:
+            raise ConfigError(f"--chart {args.chart}: {exc}") from exc
+    clock = operator_clock(settings, required=False)
+    with open_operator_db(settings, clock) as db:
         today = trading_date(clock.now())
         day = args.date or today
         if not is_trading_day(day):
             raise ConfigError(f"{day} is not an NYSE trading day; pass --date with a session day")
         session_open, session_close = session_open_close(day)
         trades = trades_from_rows(db.get_closed_positions(day))
-        note = None if args.date else clock_note(settings, clock)
-        warnings: list[str] = [note] if note else []
-        bars: dict[str, list[Bar]] | None = None
-        if not args.offline and trades:
-            bars = asyncio.run(fetch_bars(settings, clock, sorted({t.symbol for t in trades}),
-                                          history_duration(day, today), args.bar_size, warnings))
-        analysis = analyze_day(trades, bars or {}, session_open, session_close, day=day,
-                               target_pct=settings.exits.profit_target_pct,
-                               price_source="broker" if bars else "none")
-        chart = write_chart(args.chart, analysis, bars or {}) if args.chart else None
-        if args.json:
-            tables.print_json({**analysis.as_dict(), "warnings": warnings,
-                               "chart": str(chart) if chart else None})
-        else:
-            show(analysis, warnings, chart)
-        return 0
-    except ConfigError as exc:
-        refuse(exc, PROG)
-    except ChartError as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    finally:
-        if db is not None:
-            db.close()
+    note = None if args.date else clock_note(settings, clock)
+    warnings: list[str] = [note] if note else []
+    bars: dict[str, list[Bar]] | None = None
+    if not args.offline and trades:
+        bars = asyncio.run(fetch_bars(settings, clock, sorted({t.symbol for t in trades}),
+                                      history_duration(day, today), args.bar_size, warnings))
+    analysis = analyze_day(trades, bars or {}, session_open, session_close, day=day,
+                           target_pct=settings.exits.profit_target_pct,
+                           price_source="broker" if bars else "none")
+    chart = write_chart(args.chart, analysis, bars or {}) if args.chart else None
+    if args.json:
+        tables.print_json({**analysis.as_dict(), "warnings": warnings,
+                           "chart": str(chart) if chart else None})
+    else:
+        show(analysis, warnings, chart)
+    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    setup_logging("analyze_day", settings, console=False)
+    return tables.run_script(PROG, lambda: analyze(args, settings), failures=(ChartError,))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,8 +28,7 @@ from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
 from daytrading.broker.api import BrokerPosition, FillReport, OrderUpdate  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
-from daytrading.errors import ConfigError, OperationalError, TransientError  # noqa: E402
+from daytrading.cli import common_parser, settings_from_args  # noqa: E402
 from daytrading.liquidation import (  # noqa: E402
     connect_operator,
     open_operator_db,
@@ -38,6 +37,7 @@ from daytrading.liquidation import (  # noqa: E402
 from daytrading.logs import setup_logging  # noqa: E402
 from daytrading.reports import owner_of  # noqa: E402
 from daytrading.runtime import session_start_for  # noqa: E402
+from daytrading.settings import Settings  # noqa: E402
 
 PROG = "check_orders.py"
 SUITE_PREFIXES = ("dt:", "em:", "op:")
@@ -216,14 +216,10 @@ def show(data: dict[str, Any]) -> None:
     console.print(found)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
-    setup_logging("check_orders", settings, console=False)
-    db = None
-    try:
-        clock = operator_clock(settings)
-        db = open_operator_db(settings, clock)
+def check(args: argparse.Namespace, settings: Settings) -> int:
+    """Compare the broker's working orders with the database; 0 when nothing disagrees."""
+    clock = operator_clock(settings)
+    with open_operator_db(settings, clock) as db:
         orders, positions, executions = asyncio.run(gather(settings, clock))
         open_intents = db.get_open_intents()
         refs = {o.order_ref for o in orders if o.order_ref}
@@ -232,20 +228,19 @@ def main(argv: list[str] | None = None) -> int:
         executed = executed_by_ref(executions, db.get_trades_by_date(db.today()))
         problems = find_problems(orders, intents_by_ref, open_intents, positions,
                                  db.get_active_positions(), executed)
-        data = report_data(orders, intents_by_ref, problems)
-        if args.json:
-            tables.print_json(data)
-        else:
-            show(data)
-        return 0 if data["ok"] else 1
-    except ConfigError as exc:
-        refuse(exc, PROG)
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    finally:
-        if db is not None:
-            db.close()
+    data = report_data(orders, intents_by_ref, problems)
+    if args.json:
+        tables.print_json(data)
+    else:
+        show(data)
+    return 0 if data["ok"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    setup_logging("check_orders", settings, console=False)
+    return tables.run_script(PROG, lambda: check(args, settings))
 
 
 if __name__ == "__main__":

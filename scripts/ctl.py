@@ -27,13 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
-from daytrading.cli import add_common_flags, refuse, settings_from_args  # noqa: E402
-from daytrading.errors import (  # noqa: E402
-    ConfigError,
-    OperationalError,
-    PositionExistsError,
-    TransientError,
-)
+from daytrading.cli import add_common_flags, settings_from_args  # noqa: E402
+from daytrading.errors import PositionExistsError  # noqa: E402
 from daytrading.exit_rules import target_and_stop_prices  # noqa: E402
 from daytrading.liquidation import (  # noqa: E402
     clock_note,
@@ -349,15 +344,10 @@ async def adopt(db: Any, clock: Any, args: argparse.Namespace, settings: Setting
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args._prog = PROG
-    settings = settings_from_args(args)
-    setup_logging(PROCESS, settings, console=False)
-    db = None
-    try:
-        clock = operator_clock(settings, required=args.command == "adopt")
-        db = open_operator_db(settings, clock)
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Carry out one command (status, a control, adopt) on the suite database."""
+    clock = operator_clock(settings, required=args.command == "adopt")
+    with open_operator_db(settings, clock) as db:
         if args.command == "status":
             data = status_data(db, clock, settings)
             data["warnings"] = [w for w in [clock_note(settings, clock)] if w]
@@ -369,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "adopt":
             return asyncio.run(adopt(db, clock, args, settings))
         return set_control(db, args, settings)
-    except ConfigError as exc:
-        refuse(exc, PROG)
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    finally:
-        if db is not None:
-            db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args._prog = PROG
+    settings = settings_from_args(args)
+    setup_logging(PROCESS, settings, console=False)
+    return tables.run_script(PROG, lambda: run(args, settings))
 
 
 if __name__ == "__main__":

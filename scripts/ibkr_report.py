@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
+from daytrading.cli import common_parser, settings_from_args  # noqa: E402
 from daytrading.clock import trading_date  # noqa: E402
-from daytrading.errors import ConfigError, OperationalError, TransientError  # noqa: E402
+from daytrading.errors import ConfigError  # noqa: E402
 from daytrading.liquidation import (  # noqa: E402
     connect_operator,
     open_operator_db,
@@ -44,6 +44,7 @@ from daytrading.reports import (  # noqa: E402
     fills_totals,
 )
 from daytrading.runtime import session_start_for  # noqa: E402
+from daytrading.settings import Settings  # noqa: E402
 
 PROG = "ibkr_report.py"
 
@@ -145,44 +146,39 @@ def show(data: dict[str, Any], *, list_fills: bool) -> None:
                            "manager); run scripts/check_orders.py", style="yellow"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
-    setup_logging("ibkr_report", settings, console=False)
-    db = None
-    try:
-        clock = operator_clock(settings, required=not args.from_db)
-        db = open_operator_db(settings, clock)
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    """The day's fills (the broker's, or the trades table's with --from-db) and P&L."""
+    clock = operator_clock(settings, required=not args.from_db)
+    with open_operator_db(settings, clock) as db:
         day = args.date if args.from_db and args.date else trading_date(clock.now())
         if args.date and not args.from_db and args.date != day:
             raise ConfigError(f"--date {args.date} without --from-db: the broker only reports "
                               "today's executions. Fix: add --from-db to read the trades table.")
         rows = db.get_trades_by_date(day)
-        recorded = {str(r["exec_id"]) for r in rows}
-        stored = [fill_from_row(r) for r in rows]
-        at_broker: set[str] | None = None
-        if args.from_db:
-            fills, source = stored, "database"
-        else:
-            fills, at_broker = merge_fills(
-                asyncio.run(broker_fills(settings, clock, args.client_id)), stored)
-            source = "broker"
-        if args.symbol:
-            fills = [f for f in fills if f.symbol == args.symbol.strip().upper()]
-        data = report_data(fills, recorded, source=source, day=day, at_broker=at_broker)
-        if args.json:
-            tables.print_json(data)
-        else:
-            show(data, list_fills=args.fills)
-        return 0
-    except ConfigError as exc:
-        refuse(exc, PROG)
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    finally:
-        if db is not None:
-            db.close()
+    recorded = {str(r["exec_id"]) for r in rows}
+    stored = [fill_from_row(r) for r in rows]
+    at_broker: set[str] | None = None
+    if args.from_db:
+        fills, source = stored, "database"
+    else:
+        fills, at_broker = merge_fills(
+            asyncio.run(broker_fills(settings, clock, args.client_id)), stored)
+        source = "broker"
+    if args.symbol:
+        fills = [f for f in fills if f.symbol == args.symbol.strip().upper()]
+    data = report_data(fills, recorded, source=source, day=day, at_broker=at_broker)
+    if args.json:
+        tables.print_json(data)
+    else:
+        show(data, list_fills=args.fills)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    setup_logging("ibkr_report", settings, console=False)
+    return tables.run_script(PROG, lambda: report(args, settings))
 
 
 if __name__ == "__main__":

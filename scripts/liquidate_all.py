@@ -27,8 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
-from daytrading.errors import ConfigError, OperationalError, TransientError  # noqa: E402
+from daytrading.cli import common_parser, settings_from_args  # noqa: E402
 from daytrading.liquidation import (  # noqa: E402
     LiquidationPlan,
     LiquidationResult,
@@ -40,6 +39,10 @@ from daytrading.liquidation import (  # noqa: E402
 from daytrading.logs import setup_logging  # noqa: E402
 from daytrading.reports import owner_of  # noqa: E402
 
+UNREACHABLE_HINT = (
+    "If the gateway cannot be reached, close the positions in TWS or the IBKR mobile app, "
+    "then run `python scripts/ctl.py halt` so the day trader does not re-enter."
+)
 SCOPE_TEXT = {
     "all": "EVERY position at the broker, including positions you hold by hand",
     "managed": "only the suite's positions (rows of active_positions); yours are kept",
@@ -211,19 +214,11 @@ def main(argv: list[str] | None = None, *, prog: str = "liquidate_all.py",
     setup_logging(process, settings, console=False)
     chosen = scope or ("managed" if args.managed_only else "all")
     try:
-        return asyncio.run(run(args, settings, scope=chosen, process=process))
-    except ConfigError as exc:
-        refuse(exc, prog)
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{prog}: {exc}", style="bold red"))
-        tables.error_console().print(Text(
-            "If the gateway cannot be reached, close the positions in TWS or the IBKR mobile "
-            "app, then run `python scripts/ctl.py halt` so the day trader does not re-enter.",
-            style="yellow"))
-        return 1
+        return tables.run_script(
+            prog, lambda: asyncio.run(run(args, settings, scope=chosen, process=process)),
+            hint=UNREACHABLE_HINT)
     except KeyboardInterrupt:
-        tables.error_console().print(Text(f"{prog}: interrupted; check the broker with "
-                                          "scripts/check_orders.py", style="bold red"))
+        tables.fail(prog, "interrupted; check the broker with scripts/check_orders.py")
         return 130
 
 

@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
+from daytrading.cli import common_parser, settings_from_args  # noqa: E402
 from daytrading.clock import trading_date  # noqa: E402
-from daytrading.errors import ConfigError, OperationalError, TransientError  # noqa: E402
 from daytrading.liquidation import clock_note, open_operator_db, operator_clock  # noqa: E402
 from daytrading.reports import ClosedTrade, DaySummary, summarize, trades_from_rows  # noqa: E402
+from daytrading.settings import Settings  # noqa: E402
 
 PROG = "todays_pnl.py"
 
@@ -79,34 +79,29 @@ def show(summary: DaySummary, trades: list[ClosedTrade], open_positions: int) ->
         console.print(Text(f"No closed trades on {summary.day}.", style="yellow"))
 
 
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    """The closed trades of the day (today by default) and their totals."""
+    clock = operator_clock(settings, required=False)
+    with open_operator_db(settings, clock) as db:
+        day = args.date or trading_date(clock.now())
+        trades = trades_from_rows(db.get_closed_positions(day))
+        open_positions = len(db.get_active_positions())
+    summary = summarize(trades, day)
+    note = None if args.date else clock_note(settings, clock)
+    if args.json:
+        tables.print_json({**report_data(summary, trades, open_positions),
+                           "warnings": [note] if note else []})
+    else:
+        show(summary, trades, open_positions)
+        if note:
+            tables.make_console().print(Text(f"warning: {note}", style="yellow"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    db = None
-    try:
-        clock = operator_clock(settings, required=False)
-        db = open_operator_db(settings, clock)
-        day = args.date or trading_date(clock.now())
-        trades = trades_from_rows(db.get_closed_positions(day))
-        summary = summarize(trades, day)
-        open_positions = len(db.get_active_positions())
-        note = None if args.date else clock_note(settings, clock)
-        if args.json:
-            tables.print_json({**report_data(summary, trades, open_positions),
-                               "warnings": [note] if note else []})
-        else:
-            show(summary, trades, open_positions)
-            if note:
-                tables.make_console().print(Text(f"warning: {note}", style="yellow"))
-        return 0
-    except ConfigError as exc:
-        refuse(exc, PROG)
-    except (OperationalError, TransientError) as exc:
-        tables.error_console().print(Text(f"{PROG}: {exc}", style="bold red"))
-        return 1
-    finally:
-        if db is not None:
-            db.close()
+    return tables.run_script(PROG, lambda: report(args, settings))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.text import Text  # noqa: E402
 
 from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
+from daytrading.cli import common_parser, exit_on_config_error, settings_from_args  # noqa: E402
 from daytrading.clock import NEW_YORK  # noqa: E402
 from daytrading.config import resolve_path  # noqa: E402
 from daytrading.errors import ConfigError  # noqa: E402
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    try:
+    with exit_on_config_error(PROG):
         now = datetime.now(UTC)
         day = args.date or now.astimezone(NEW_YORK).date()
         filters = Filters(processes=set(args.process),
@@ -220,14 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                           since=parse_moment(args.since, day, now) if args.since else None,
                           until=parse_moment(args.until, day, now) if args.until else None,
                           grep=args.grep)
-    except ConfigError as exc:
-        refuse(exc, PROG)
     directory = resolve_path(settings.logging.dir)
     if not directory.is_dir():
-        tables.error_console().print(Text(
-            f"{PROG}: no log folder at {directory}. Fix: pass --log-dir, or start a process "
-            "of the suite first (it creates the folder).", style="bold red"))
-        return 1
+        return tables.fail(PROG, f"no log folder at {directory}. Fix: pass --log-dir, or start "
+                                 "a process of the suite first (it creates the folder).")
     days = {day}
     if filters.since is not None:
         first = filters.since.astimezone(NEW_YORK).date()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,6 +27,7 @@ from daytrading.alerts import (
 )
 from daytrading.secrets import Secret
 from daytrading.settings import AlertSettings
+from tests.fakes.http_server import LocalHttpServer
 
 
 @dataclass
@@ -38,45 +38,34 @@ class Received:
 
 
 @dataclass
-class Hook:
-    url: str
+class Hook(LocalHttpServer):
+    """A webhook endpoint that records every POST and answers `status` after `delay`."""
+
+    METHODS: ClassVar[tuple[str, ...]] = ("POST",)
+    THREAD_NAME: ClassVar[str] = "fake-webhook"
+
     received: list[Received] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    mode: str = "ok"
 
+    @property
+    def url(self) -> str:
+        return f"{self.origin}/hooks/secret-token-123"
 
-class _Handler(BaseHTTPRequestHandler):
-    hook: Hook
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
-        hook = self.server.hook  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        hook.received.append(Received(self.path, dict(self.headers.items()), body))
-        if hook.delay:
-            time.sleep(hook.delay)
-        self.send_response(hook.status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        body = h.rfile.read(int(h.headers.get("Content-Length", "0")))
+        with self._lock:
+            self.received.append(Received(h.path, dict(h.headers.items()), body))
+        if self.delay:
+            self._stop.wait(self.delay)
+        self._send_raw(h, self.status, b"ok", None)
 
 
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    hook = Hook(url=f"http://127.0.0.1:{server.server_port}/hooks/secret-token-123")
-    server.hook = hook  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with Hook() as server:
+        yield server
 
 
 def sender(url: str | Secret | None, fmt: str = "json", **kwargs: Any) -> AlertSender:

@@ -6,20 +6,25 @@ writer that holds the lock longer than busy_timeout must not leak a raw "databas
 into trading code. So every transaction runs through `run()`: a bounded number of extra
 attempts with jittered backoff, then a TransientError that says what to do.
 Corruption (SQLITE_CORRUPT / SQLITE_NOTADB) becomes CorruptDatabaseError; any other SQLite
-failure becomes OperationalError naming the file.
+failure becomes OperationalError naming the file. `ConnectionPool` holds one process's
+connections to the file (per thread, durable and light) and is what observability.Database
+runs every transaction through.
 """
 
 from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from daytrading.errors import OperationalError, TransientError
+from daytrading.errors import ConfigError, OperationalError, TransientError
+from daytrading.storage.exceptions import DatabaseClosedError
 
 T = TypeVar("T")
 
@@ -197,3 +202,143 @@ def run(
                     "(scripts/check_db.py, the supervisor dashboard)."
                 ) from exc
             time.sleep(policy.delay(attempt))
+
+
+class ConnectionPool:
+    """This process's connections to one database file, per thread, closed together.
+
+    Each thread gets its own connections (sqlite3 connections must not be shared between
+    threads at the same time): "conn" with synchronous=FULL for everything that must survive
+    power loss, and "light" (synchronous=NORMAL) for heartbeats, routine events and the LLM
+    cache. A third, never-writing connection answers data_version(). corrupt_error builds the
+    CorruptDatabaseError for this file; it must not refer back to the pool's owner, so that an
+    unreferenced owner still closes the file at once (see close()).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_ms: int,
+        corrupt_error: Callable[[str], Exception],
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.path = path
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.corrupt_error = corrupt_error
+        self.policy = policy or RetryPolicy()
+        self.local = threading.local()
+        self.connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._version_conn: sqlite3.Connection | None = None
+        self.closed = False
+        # sqlite3 connections sit in reference cycles, so without this an unreferenced
+        # pool would hold the file open (and locked, on Windows) until a gc pass.
+        self._finalizer = weakref.finalize(self, _close_all, self.connections, self._lock)
+
+    def open_checked(self, start_up: Callable[[sqlite3.Connection], None]) -> None:
+        """Refuse a damaged file before anything writes to it, then run start_up (the schema
+        check and migration) on this thread's first durable connection."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        bad_header = header_problem(self.path)
+        if bad_header:
+            raise self.corrupt_error(bad_header)
+        try:
+            conn = connect(self.path, self.busy_timeout_ms)
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                raise self.corrupt_error(str(exc)) from exc
+            raise ConfigError(
+                f"cannot open database {self.path}: {exc}. Fix: check the folder exists, is "
+                "writable and is on a local disk."
+            ) from exc
+        try:
+            self._run_on(conn, start_up, write=False)
+        except BaseException:
+            conn.close()
+            raise
+        self._adopt(conn, "conn")
+
+    def _adopt(self, conn: sqlite3.Connection, slot: str) -> None:
+        with self._lock:
+            self.connections.append(conn)
+        setattr(self.local, slot, conn)
+
+    def _refuse_if_closed(self) -> None:
+        if self.closed:
+            raise DatabaseClosedError(
+                f"database {self.path} was closed; open it again with get_database()."
+            )
+
+    def conn(self, *, durable: bool = True) -> sqlite3.Connection:
+        """This thread's connection: synchronous=FULL, or NORMAL for non-critical writes."""
+        self._refuse_if_closed()
+        slot = "conn" if durable else "light"
+        conn = getattr(self.local, slot, None)
+        if conn is None:
+            try:
+                conn = connect(self.path, self.busy_timeout_ms, durable=durable)
+            except sqlite3.Error as exc:
+                raise self.corrupt_error(str(exc)) if is_corrupt(exc) else ConfigError(
+                    f"cannot open database {self.path}: {exc}"
+                ) from exc
+            self._adopt(conn, slot)
+        return conn
+
+    def _run_on(
+        self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], *, write: bool
+    ) -> T:
+        return run(
+            conn,
+            work,
+            write=write,
+            path=self.path,
+            policy=self.policy,
+            busy_timeout_ms=self.busy_timeout_ms,
+            corrupt_error=self.corrupt_error,
+        )
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._run_on(self.conn(), work, write=False)
+
+    def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """work inside BEGIN IMMEDIATE ... COMMIT (all-or-nothing, retried when busy).
+
+        durable=False commits without an fsync (synchronous=NORMAL): only for heartbeats,
+        free-standing events and the LLM cache, never for positions, fills, intents,
+        controls or cooldowns (see connect()).
+        """
+        return self._run_on(self.conn(durable=durable), work, write=True)
+
+    def data_version(self) -> int:
+        """PRAGMA data_version on a dedicated, never-writing connection.
+
+        One cheap statement (no table read): it changes whenever another connection commits,
+        so a poller can check it many times a second and re-read tables only when it moved.
+        """
+        with self._lock:
+            if self.closed:
+                raise DatabaseClosedError(f"database {self.path} was closed")
+            if self._version_conn is None:
+                self._version_conn = connect(self.path, self.busy_timeout_ms)
+                self.connections.append(self._version_conn)
+            conn = self._version_conn
+            return self._run_on(
+                conn, lambda c: int(c.execute("PRAGMA data_version").fetchone()[0]), write=False
+            )
+
+    def close(self) -> None:
+        """Close every connection of the pool (all threads). Safe to call twice."""
+        self.closed = True
+        self._version_conn = None
+        self._finalizer()
+
+
+def _close_all(connections: list[sqlite3.Connection], lock: threading.Lock) -> None:
+    with lock:
+        doomed = list(connections)
+        connections.clear()
+    for conn in doomed:
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass

@@ -8,13 +8,17 @@ trade_date is the New York date of the execution, so "trades of a day" is an ind
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 from daytrading.storage.values import (
     finite_number,
+    ny_date,
+    parse_moment,
     positive_price,
     row_dicts,
     symbol_text,
+    utc_iso,
 )
 
 _SIDES = {"BUY": "BUY", "BOT": "BUY", "SELL": "SELL", "SLD": "SELL"}
@@ -36,8 +40,7 @@ def record(
     side: str,
     quantity: float,
     price: float,
-    time: str,
-    trade_date: str,
+    time: datetime | str,
     order_ref: str,
     perm_id: int | None,
     order_id: int | None,
@@ -45,6 +48,11 @@ def record(
     commission: float | None,
     recorded_at: str,
 ) -> bool:
+    """Insert one execution; False if its exec_id is already recorded.
+
+    The trade date is the New York date of `time` (the execution), not of recorded_at.
+    """
+    moment = parse_moment(time)
     if not isinstance(exec_id, str) or not exec_id.strip():
         raise ValueError(f"exec_id must be a non-empty string, got {exec_id!r}")
     side_text = _SIDES.get(str(side).strip().upper())
@@ -61,8 +69,8 @@ def record(
         "order_ref, perm_id, order_id, client_id, commission, recorded_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (exec_id) DO NOTHING",
         (
-            exec_id.strip(), symbol_text(symbol), side_text, quantity, price, time, trade_date,
-            str(order_ref or ""), _optional_int(perm_id, "perm_id"),
+            exec_id.strip(), symbol_text(symbol), side_text, quantity, price, utc_iso(moment),
+            ny_date(moment), str(order_ref or ""), _optional_int(perm_id, "perm_id"),
             _optional_int(order_id, "order_id"), _optional_int(client_id, "client_id"),
             commission, recorded_at,
         ),

@@ -23,7 +23,7 @@ from daytrading.storage.exceptions import (
     IntentTransitionError,
     OpenIntentExistsError,
 )
-from daytrading.storage.journal import Actor, append_event
+from daytrading.storage.journal import Stamp, append_event
 from daytrading.storage.schema import INTENT_STATUSES, OPEN_INTENT_STATUSES
 from daytrading.storage.values import (
     json_object_text,
@@ -102,10 +102,8 @@ def open_intents(conn: sqlite3.Connection, process: str | None) -> list[dict[str
 
 def create(
     conn: sqlite3.Connection,
+    at: Stamp,
     *,
-    now: str,
-    today: str,
-    actor: Actor,
     symbol: str,
     side: str,
     quantity: int,
@@ -140,7 +138,7 @@ def create(
         "updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)",
         (
             ref, symbol, side, quantity, purpose, process, order_type, limit_price, stop_price,
-            position_id, today, now, now, metadata_text,
+            position_id, at.today, at.now, at.now, metadata_text,
         ),
     ).lastrowid
     if ref is None:
@@ -148,11 +146,10 @@ def create(
         conn.execute("UPDATE order_intents SET order_ref = ? WHERE id = ?", (ref, intent_id))
     append_event(
         conn,
-        ts=now,
-        actor=actor,
-        kind="intent_created",
+        at,
+        "intent_created",
+        f"{ref} {side} {quantity} {symbol} {order_type} PENDING",
         symbol=symbol,
-        message=f"{ref} {side} {quantity} {symbol} {order_type} PENDING",
         data={"intent_id": intent_id, "order_ref": ref},
     )
     return get(conn, intent_id)  # type: ignore[return-value]
@@ -178,9 +175,8 @@ def _next_attempt_ref(conn: sqlite3.Connection, base: str) -> str:
 
 def transition(
     conn: sqlite3.Connection,
+    at: Stamp,
     *,
-    now: str,
-    actor: Actor,
     intent_id: int,
     status: str,
     order_id: int | None = None,
@@ -218,28 +214,28 @@ def transition(
         "position_id = COALESCE(?, position_id), updated_at = ? WHERE id = ?",
         (
             target, order_id, perm_id, filled_quantity, avg_fill_price, reason, position_id,
-            now, int(intent_id),
+            at.now, int(intent_id),
         ),
     )
     if target != source:
         append_event(
             conn,
-            ts=now,
-            actor=actor,
-            kind=f"intent_{target.lower()}",
+            at,
+            f"intent_{target.lower()}",
+            f"{current['order_ref']} {source} -> {target}" + (f": {reason}" if reason else ""),
             symbol=current["symbol"],
-            message=f"{current['order_ref']} {source} -> {target}" + (f": {reason}" if reason else ""),
             level="WARNING" if target == "REJECTED" else "INFO",
             data={"intent_id": int(intent_id), "order_ref": current["order_ref"]},
         )
     return get(conn, intent_id)  # type: ignore[return-value]
 
 
-def entry_block(conn: sqlite3.Connection, symbol: str, now: str, today: str) -> tuple[str, str] | None:
+def entry_block(conn: sqlite3.Connection, at: Stamp, symbol: str) -> tuple[str, str] | None:
     """Why an entry for `symbol` must not start now, as (code, explanation); None if it may.
 
     One statement, so the checks cost one round trip inside claim_entry's transaction.
     """
+    symbol, today = symbol_text(symbol), at.today
     row = conn.execute(
         f"""SELECT
             (SELECT value FROM controls WHERE name = 'halted') AS halted,
@@ -254,7 +250,7 @@ def entry_block(conn: sqlite3.Connection, symbol: str, now: str, today: str) -> 
             (SELECT order_ref FROM order_intents WHERE symbol = :s AND purpose = 'entry'
                 AND status = 'FILLED' AND position_id IS NULL AND trade_date = :d
                 LIMIT 1) AS unregistered_ref""",
-        {"s": symbol, "d": today, "now": now},
+        {"s": symbol, "d": today, "now": at.now},
     ).fetchone()
     if _truthy(row["halted"]):
         return "halted", "trading is halted (control 'halted')"
@@ -284,10 +280,8 @@ def _truthy(control_json: str | None) -> bool:
 
 def claim_entry(
     conn: sqlite3.Connection,
+    at: Stamp,
     *,
-    now: str,
-    today: str,
-    actor: Actor,
     symbol: str,
     quantity: int,
     order_type: str,
@@ -296,24 +290,21 @@ def claim_entry(
 ) -> dict[str, Any] | None:
     symbol = symbol_text(symbol)
     quantity = positive_int(quantity, what="quantity")
-    refusal = entry_block(conn, symbol, now, today)
+    refusal = entry_block(conn, at, symbol)
     if refusal is not None:
         code, explanation = refusal
         append_event(
             conn,
-            ts=now,
-            actor=actor,
-            kind="entry_refused",
+            at,
+            "entry_refused",
+            f"entry for {symbol} refused: {explanation}",
             symbol=symbol,
-            message=f"entry for {symbol} refused: {explanation}",
             data={"reason": code},
         )
         return None
     return create(
         conn,
-        now=now,
-        today=today,
-        actor=actor,
+        at,
         symbol=symbol,
         side="BUY",
         quantity=quantity,

@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from daytrading.storage.values import (
     as_date_text,
     json_object_text,
     json_text,
+    ny_date,
+    parse_moment,
     row_dict,
     row_dicts,
     symbol_text,
+    utc_iso,
 )
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -33,17 +37,35 @@ class Actor:
     pid: int
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When and by whom a write happens: one clock reading shared by the whole transaction.
+
+    `now` is the ISO 8601 UTC text stored in rows, `today` the New York trading date of the
+    same moment, so a row and the event written with it can never disagree on either.
+    """
+
+    moment: datetime
+    actor: Actor
+    now: str
+    today: str
+
+    @classmethod
+    def of(cls, moment: datetime, actor: Actor) -> Stamp:
+        return cls(moment, actor, utc_iso(moment), ny_date(moment))
+
+
 def append_event(
     conn: sqlite3.Connection,
-    *,
-    ts: str,
-    actor: Actor,
+    at: Stamp,
     kind: str,
     message: str,
+    *,
     symbol: str | None = None,
     level: str = "INFO",
     data: dict[str, Any] | None = None,
 ) -> int:
+    """Append one event, stamped with the transaction's moment and actor."""
     if not isinstance(kind, str) or not kind.strip():
         raise ValueError(f"event kind must be a non-empty string, got {kind!r}")
     if not isinstance(message, str):
@@ -55,9 +77,9 @@ def append_event(
         "INSERT INTO events (ts, process, pid, level, kind, symbol, message, data) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            ts,
-            actor.process,
-            actor.pid,
+            at.now,
+            at.actor.process,
+            at.actor.pid,
             level_text,
             kind.strip(),
             None if symbol is None else symbol_text(symbol),
@@ -119,7 +141,8 @@ def heartbeats(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     )
 
 
-def set_control(conn: sqlite3.Connection, name: str, value: Any, updated_at: str) -> None:
+def set_control(conn: sqlite3.Connection, at: Stamp, name: str, value: Any) -> None:
+    """Upsert the control and journal the change (WARNING: it changes what trading does)."""
     if name not in CONTROL_NAMES:
         raise ValueError(
             f"unknown control {name!r}; the controls are {', '.join(CONTROL_NAMES)} "
@@ -128,7 +151,15 @@ def set_control(conn: sqlite3.Connection, name: str, value: Any, updated_at: str
     conn.execute(
         "INSERT INTO controls (name, value, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        (name, json_text(value, what=f"control {name}"), updated_at),
+        (name, json_text(value, what=f"control {name}"), at.now),
+    )
+    append_event(
+        conn,
+        at,
+        "control_set",
+        f"control {name} set to {value!r}",
+        level="WARNING",
+        data={"name": name, "value": value},
     )
 
 
@@ -140,21 +171,29 @@ def controls(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def add_cooldown(
-    conn: sqlite3.Connection, symbol: str, until: str, reason: str, created_at: str
+    conn: sqlite3.Connection,
+    at: Stamp,
+    symbol: str,
+    until: datetime | str | timedelta,
+    reason: str,
 ) -> None:
-    """One row per symbol; a new cooldown never shortens a longer one already running."""
+    """One row per symbol; a new cooldown never shortens a longer one already running.
+
+    `until` is a moment, or a duration counted from the stamp's moment.
+    """
+    end = at.moment + until if isinstance(until, timedelta) else parse_moment(until, what="until")
     conn.execute(
         "INSERT INTO cooldowns (symbol, until, reason, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (symbol) DO UPDATE SET until = excluded.until, reason = excluded.reason, "
         "created_at = excluded.created_at WHERE excluded.until > cooldowns.until",
-        (symbol, until, str(reason or ""), created_at),
+        (symbol_text(symbol), utc_iso(end), str(reason or ""), at.now),
     )
 
 
 def in_cooldown(conn: sqlite3.Connection, symbol: str, now: str) -> bool:
     return (
         conn.execute(
-            "SELECT 1 FROM cooldowns WHERE symbol = ? AND until > ?", (symbol, now)
+            "SELECT 1 FROM cooldowns WHERE symbol = ? AND until > ?", (symbol_text(symbol), now)
         ).fetchone()
         is not None
     )
@@ -171,21 +210,24 @@ def active_cooldowns(conn: sqlite3.Connection, now: str) -> list[dict[str, Any]]
 
 
 def save_llm_analysis(
-    conn: sqlite3.Connection, symbol: str, day: str, payload: dict[str, Any], created_at: str
+    conn: sqlite3.Connection, symbol: str, day: date | str, payload: dict[str, Any], created_at: str
 ) -> None:
+    symbol, day = symbol_text(symbol), as_date_text(day)
     conn.execute(
         "INSERT INTO llm_analyses (symbol, date, payload, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (symbol, date) DO UPDATE SET payload = excluded.payload, "
         "created_at = excluded.created_at",
-        (symbol, as_date_text(day), json_object_text(payload, what="payload"), created_at),
+        (symbol, day, json_object_text(payload, what="payload"), created_at),
     )
 
 
-def llm_analysis(conn: sqlite3.Connection, symbol: str, day: str) -> dict[str, Any] | None:
+def llm_analysis(
+    conn: sqlite3.Connection, symbol: str, day: date | str
+) -> dict[str, Any] | None:
     row = row_dict(
         conn.execute(
             "SELECT payload FROM llm_analyses WHERE symbol = ? AND date = ?",
-            (symbol, as_date_text(day)),
+            (symbol_text(symbol), as_date_text(day)),
         ).fetchone()
     )
     return None if row is None else row["payload"]

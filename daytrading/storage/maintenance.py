@@ -1,4 +1,5 @@
-"""Care of the database file: online backups, retention, integrity, checkpoint, restore.
+"""Care of the database file: where it lives, the checks before it is opened, online
+backups, retention, integrity, checkpoint, restore.
 
 Why here and not in each script: the corrupt-file refusal must name the newest backup and
 the exact restore command, the restore must refuse while the suite runs, and a restore must
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,47 @@ from typing import Any
 import psutil
 
 from daytrading.errors import ConfigError, CorruptDatabaseError, OperationalError
+from daytrading.settings import PROJECT_ROOT, DatabaseSettings
 from daytrading.storage import schema
 from daytrading.storage.connection import connect, header_problem, is_corrupt
 
 _STAMP = "%Y%m%dT%H%M%S_%fZ"
+DEFAULT_FILE = "trading_history.db"
+SIM_FILE = "trading_history_sim.db"
+
+
+def default_path(*, sim: bool = False, settings: DatabaseSettings | None = None) -> Path:
+    """Where the database lives when no path is given.
+
+    trading_history.db in the project root (or settings.path); a simulated session uses a
+    separate file (trading_history_sim.db, or <stem>_sim<suffix> beside settings.path), so a
+    sim never writes the real history.
+    """
+    configured = (settings.path if settings else "").strip()
+    if configured:
+        real = Path(configured)
+        real = real if real.is_absolute() else PROJECT_ROOT / real
+        return real.with_name(f"{real.stem}_sim{real.suffix}") if sim else real
+    return PROJECT_ROOT / (SIM_FILE if sim else DEFAULT_FILE)
+
+
+def resolve_path(path: str | Path | None, sim: bool, settings: DatabaseSettings) -> Path:
+    """The file to open: the given path, else the default; refuses paths that cannot work."""
+    if path is None:
+        return default_path(sim=sim, settings=settings)
+    chosen = Path(path)
+    if str(chosen) == ":memory:" or not str(chosen).strip():
+        raise ConfigError(
+            f"database path {str(path)!r} is not a file; the suite's processes share one "
+            "database file. Fix: pass a file path (or none for trading_history.db)."
+        )
+    if sim and chosen.resolve() == default_path(sim=False, settings=settings).resolve():
+        raise ConfigError(
+            f"a simulated session was pointed at the real history {chosen}; refused so a sim "
+            "never writes real trades. Fix: drop the path (sim uses trading_history_sim.db) "
+            "or pass another file."
+        )
+    return chosen
 
 
 def resolve_archive_dir(db_path: Path, archive_dir: str | Path) -> Path:
@@ -85,6 +123,48 @@ def corrupt_message(db_path: Path, archive_dir: Path, detail: str, db_arg: str |
         "(with its -wal and -shm files) aside to start an empty history, or try to salvage "
         f"rows with `sqlite3 {_quote(db_path)} .recover`."
     )
+
+
+def locate(
+    path: str | Path | None, sim: bool, settings: DatabaseSettings
+) -> tuple[Path, Path, int]:
+    """The database file, its archive directory and the busy timeout, as get_database uses."""
+    db_path = resolve_path(path, sim, settings)
+    return db_path, resolve_archive_dir(db_path, settings.archive_dir), settings.busy_timeout_ms
+
+
+def corrupt_error(
+    db_path: Path, archive_dir: Path, settings: DatabaseSettings, detail: str
+) -> CorruptDatabaseError:
+    """The refusal for a damaged file, naming the newest backup and the restore command."""
+    db_arg = db_argument(
+        db_path,
+        default_path(sim=False, settings=settings),
+        default_path(sim=True, settings=settings),
+    )
+    return CorruptDatabaseError(corrupt_message(db_path, archive_dir, detail, db_arg))
+
+
+def start_up(
+    conn: sqlite3.Connection,
+    db_path: Path,
+    code_version: int,
+    corrupt: Callable[[str], Exception],
+) -> None:
+    """Checks on opening, before anything writes: schema not too new, quick integrity check,
+    WAL mode possible; then the forward migrations."""
+    found = schema.file_version(conn)
+    schema.refuse_if_too_new(db_path, found, code_version)
+    problems = integrity_problems(conn, full=False)
+    if problems:
+        raise corrupt("integrity check failed: " + "; ".join(problems[:5]))
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise ConfigError(
+            f"database {db_path} cannot use WAL mode (journal_mode is {mode}); WAL needs "
+            "a local disk. Fix: put the database on a local drive (not a network share)."
+        )
+    schema.migrate(conn, db_path)
 
 
 def integrity_problems(conn: sqlite3.Connection, *, full: bool = True) -> list[str]:

@@ -9,22 +9,26 @@ Long positions only: pnl is (exit - entry) per share.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 from daytrading.errors import PositionExistsError, PositionNotFoundError
 from daytrading.storage import intents
 from daytrading.storage.exceptions import ClosedPositionConflictError, IntentTransitionError
-from daytrading.storage.journal import Actor, append_event
+from daytrading.storage.journal import Stamp, append_event
 from daytrading.storage.schema import POSITION_STATUSES
 from daytrading.storage.values import (
     finite_number,
     json_object_text,
+    ny_date,
     optional_price,
+    parse_moment,
     positive_int,
     positive_price,
     row_dict,
     row_dicts,
     symbol_text,
+    utc_iso,
 )
 from daytrading.types import ExitReason
 
@@ -71,20 +75,21 @@ def all_active(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def add(
     conn: sqlite3.Connection,
+    at: Stamp,
     *,
-    now: str,
-    today: str,
-    actor: Actor,
     symbol: str,
     quantity: int,
     entry_price: float,
-    entry_timestamp: str,
+    entry_timestamp: datetime | str | None,
     metadata: dict[str, Any] | None,
     profit_target_price: float | None,
     stop_loss_price: float | None,
     agent_name: str,
     intent_id: int | None,
 ) -> int:
+    """Insert the active row (entry_timestamp defaults to the stamp's moment); returns its id."""
+    entered = at.moment if entry_timestamp is None else parse_moment(entry_timestamp)
+    entry_text = utc_iso(entered, what="entry_timestamp")
     symbol = symbol_text(symbol)
     quantity = positive_int(quantity, what="quantity")
     entry_price = positive_price(entry_price, what="entry_price")
@@ -108,12 +113,12 @@ def add(
         "agent_name, profit_target_price, stop_loss_price, high_water_price, status, "
         "last_updated, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?)",
         (
-            symbol, quantity, entry_price, entry_timestamp, agent_name.strip(),
-            profit_target_price, stop_loss_price, entry_price, now, metadata_text,
+            symbol, quantity, entry_price, entry_text, agent_name.strip(),
+            profit_target_price, stop_loss_price, entry_price, at.now, metadata_text,
         ),
     ).lastrowid
     if intent_id is not None:
-        _attach_entry_intent(conn, now, actor, intent_id, symbol, position_id, quantity, entry_price)
+        _attach_entry_intent(conn, at, intent_id, symbol, position_id, quantity, entry_price)
     else:
         # Registered without naming its intent (e.g. by the exit manager's reconciliation):
         # link today's entry intent(s) for the symbol that bought shares or may still, so
@@ -122,15 +127,14 @@ def add(
             "UPDATE order_intents SET position_id = ? WHERE symbol = ? AND purpose = 'entry' "
             "AND position_id IS NULL AND trade_date = ? "
             "AND (status IN ('PENDING', 'SUBMITTED', 'FILLED') OR filled_quantity > 0)",
-            (position_id, symbol, today),
+            (position_id, symbol, at.today),
         )
     append_event(
         conn,
-        ts=now,
-        actor=actor,
-        kind="position_opened",
+        at,
+        "position_opened",
+        f"{symbol} {quantity} @ {entry_price} registered (position {position_id})",
         symbol=symbol,
-        message=f"{symbol} {quantity} @ {entry_price} registered (position {position_id})",
         data={"position_id": position_id, "intent_id": intent_id},
     )
     return int(position_id)
@@ -138,8 +142,7 @@ def add(
 
 def _attach_entry_intent(
     conn: sqlite3.Connection,
-    now: str,
-    actor: Actor,
+    at: Stamp,
     intent_id: int,
     symbol: str,
     position_id: int,
@@ -161,8 +164,7 @@ def _attach_entry_intent(
         )
     intents.transition(
         conn,
-        now=now,
-        actor=actor,
+        at,
         intent_id=intent_id,
         status="FILLED",
         filled_quantity=quantity,
@@ -172,7 +174,7 @@ def _attach_entry_intent(
 
 
 def update(
-    conn: sqlite3.Connection, *, now: str, symbol: str, fields: dict[str, Any]
+    conn: sqlite3.Connection, at: Stamp, symbol: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
     symbol = symbol_text(symbol)
     unknown = sorted(set(fields) - set(UPDATABLE_FIELDS))
@@ -207,7 +209,7 @@ def update(
         )
     if "metadata" in fields:
         values["metadata"] = json_object_text({**current["metadata"], **fields["metadata"]})
-    values["last_updated"] = now
+    values["last_updated"] = at.now
     assignments = ", ".join(f"{name} = ?" for name in values)
     conn.execute(
         f"UPDATE active_positions SET {assignments} WHERE id = ?",
@@ -218,16 +220,18 @@ def update(
 
 def remove(
     conn: sqlite3.Connection,
+    at: Stamp,
     *,
-    now: str,
-    actor: Actor,
     symbol: str,
     exit_price: float,
     exit_reason: ExitReason | str,
     commission: float,
-    exit_timestamp: str,
-    close_date: str,
+    exit_timestamp: datetime | str | None,
 ) -> dict[str, Any]:
+    """Move the active row to closed_positions, dated by the New York date of the exit."""
+    exited = at.moment if exit_timestamp is None else parse_moment(exit_timestamp)
+    exit_text = utc_iso(exited, what="exit_timestamp")
+    close_date = ny_date(exited)
     symbol = symbol_text(symbol)
     exit_price = positive_price(exit_price, what="exit_price")
     reason = exit_reason_text(exit_reason)
@@ -251,7 +255,7 @@ def remove(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 active["id"], symbol, close_date, quantity, entry_price, exit_price,
-                active["entry_timestamp"], exit_timestamp, reason, pnl_pct, pnl_usd, commission,
+                active["entry_timestamp"], exit_text, reason, pnl_pct, pnl_usd, commission,
                 active["agent_name"], json_object_text(active["metadata"]),
             ),
         ).lastrowid
@@ -278,14 +282,10 @@ def remove(
     closed = conn.execute("SELECT * FROM closed_positions WHERE id = ?", (closed_id,)).fetchone()
     append_event(
         conn,
-        ts=now,
-        actor=actor,
-        kind="position_closed",
+        at,
+        "position_closed",
+        f"{symbol} {quantity} closed @ {exit_price} ({reason}) pnl {pnl_pct:+.2f}% {pnl_usd:+.2f}",
         symbol=symbol,
-        message=(
-            f"{symbol} {quantity} closed @ {exit_price} ({reason}) pnl {pnl_pct:+.2f}% "
-            f"{pnl_usd:+.2f}"
-        ),
         data={"position_id": active["id"], "exit_reason": reason},
     )
     return row_dict(closed)  # type: ignore[return-value]
@@ -315,23 +315,20 @@ def closed_on(
     )
 
 
-def clear_closed(
-    conn: sqlite3.Connection, *, now: str, actor: Actor, today: str, include_today: bool
-) -> int:
+def clear_closed(conn: sqlite3.Connection, at: Stamp, *, include_today: bool) -> int:
     comparison = "<=" if include_today else "<"
     count = conn.execute(
         f"UPDATE closed_positions SET cleared_at = ? WHERE cleared_at IS NULL "
         f"AND close_date {comparison} ?",
-        (now, today),
+        (at.now, at.today),
     ).rowcount
     if count:
         scope = "up to and including" if include_today else "before"
         append_event(
             conn,
-            ts=now,
-            actor=actor,
-            kind="closed_today_cleared",
-            message=f"cleared {count} closed row(s) dated {scope} {today} from the re-entry block",
+            at,
+            "closed_today_cleared",
+            f"cleared {count} closed row(s) dated {scope} {at.today} from the re-entry block",
             level="WARNING" if include_today else "INFO",
             data={"count": count, "include_today": include_today},
         )

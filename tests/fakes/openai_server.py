@@ -23,11 +23,12 @@ Every request is recorded with its path, Authorization header and JSON body.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+
+from tests.fakes.http_server import LocalHttpServer
 
 MODES = ("ok", "malformed", "garbage", "slow", "error")
 PATHS = ("/v1/chat/completions", "/chat/completions")
@@ -48,7 +49,11 @@ class RecordedCall:
 
 
 @dataclass
-class FakeOpenAIServer:
+class FakeOpenAIServer(LocalHttpServer):
+    MODES: ClassVar[tuple[str, ...]] = MODES
+    METHODS: ClassVar[tuple[str, ...]] = ("POST",)
+    THREAD_NAME: ClassVar[str] = "fake-openai"
+
     analysis: dict[str, Any] = field(default_factory=default_analysis)
     mode: str = "ok"
     slow_seconds: float = 5.0
@@ -56,66 +61,15 @@ class FakeOpenAIServer:
     calls: list[RecordedCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._queued: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__post_init__()
         self._counter = 0
-
-    # lifecycle -----------------------------------------------------------------------
-    def start(self) -> FakeOpenAIServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                server._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name="fake-openai")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """The OpenAI-style base URL (with /v1)."""
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def queue(self, *modes: str) -> None:
-        for m in modes:
-            if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; expected one of {MODES}")
-        with self._lock:
-            self._queued.extend(modes)
+        return f"{self.origin}/v1"
 
     # behaviour -----------------------------------------------------------------------
-    def _next_mode(self) -> str:
-        with self._lock:
-            return self._queued.pop(0) if self._queued else self.mode
-
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
@@ -175,19 +129,3 @@ class FakeOpenAIServer:
                          "finish_reason": finish}],
             "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
         }
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        FakeOpenAIServer._send_raw(h, status, json.dumps(body).encode(), "application/json")
-
-    @staticmethod
-    def _send_raw(h: BaseHTTPRequestHandler, status: int, body: bytes,
-                  content_type: str) -> None:
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", content_type)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout test)

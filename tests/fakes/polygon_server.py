@@ -17,13 +17,13 @@ Every request is recorded (path, query, Authorization header, monotonic arrival 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_server import LocalHttpServer
 
 GAINERS_PATH = "/v2/snapshot/locale/us/markets/stocks/gainers"
 TICKERS_PATH = "/v2/snapshot/locale/us/markets/stocks/tickers"
@@ -102,76 +102,24 @@ class RecordedRequest:
 
 
 @dataclass
-class FakePolygonServer:
+class FakePolygonServer(LocalHttpServer):
+    MODES: ClassVar[tuple[str, ...]] = MODES
+    THREAD_NAME: ClassVar[str] = "fake-polygon"
+
     universe: list[FakeTicker] = field(default_factory=default_universe)
     mode: str = "ok"
     retry_after: str | None = "1"
     slow_seconds: float = 5.0
     requests: list[RecordedRequest] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._queued: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # lifecycle -----------------------------------------------------------------------
-    def start(self) -> FakePolygonServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                server._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name="fake-polygon")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
-    def __enter__(self) -> FakePolygonServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.origin
 
     # behaviour -----------------------------------------------------------------------
-    def queue(self, *modes: str) -> None:
-        """Answer the next requests with these modes, in order, then with `mode` again."""
-        for m in modes:
-            if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; expected one of {MODES}")
-        with self._lock:
-            self._queued.extend(modes)
-
     def paths(self) -> list[str]:
         with self._lock:
             return [r.path for r in self.requests]
-
-    def _next_mode(self) -> str:
-        with self._lock:
-            return self._queued.pop(0) if self._queued else self.mode
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlsplit(h.path)
@@ -227,23 +175,3 @@ class FakePolygonServer:
         else:
             self._send(h, 404, {"status": "NOT_FOUND", "request_id": "fake",
                                 "message": "Not found"})
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: dict[str, Any],
-              headers: dict[str, str] | None = None) -> None:
-        FakePolygonServer._send_raw(h, status, json.dumps(body).encode(), "application/json",
-                                    headers)
-
-    @staticmethod
-    def _send_raw(h: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-                  headers: dict[str, str] | None = None) -> None:
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", content_type)
-            h.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout test): nothing to answer
