@@ -34,6 +34,7 @@ class ProcessRow:
     version: str | None = None
     code_changed: bool = False
     activity: str | None = None  # the child's own heartbeat state: protecting, scanning, ...
+    detail: str | None = None  # its heartbeat detail, or why it waits
 
     @classmethod
     def from_status(cls, status: Any) -> ProcessRow:
@@ -48,6 +49,7 @@ class ProcessRow:
             version=status.version,
             code_changed=status.code_changed,
             activity=status.heartbeat_state,
+            detail=getattr(status, "waiting_for", None) or getattr(status, "detail", None),
         )
 
 
@@ -57,6 +59,7 @@ class AccountInfo:
     pnl_today: float | None = None
     currency: str = "USD"
     mode: str = ""  # sim | paper | live
+    unrealized_pnl: float | None = None  # open positions at their last price, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +223,20 @@ def _header(s: DashboardSnapshot) -> Text:
     return text
 
 
+def _activity(p: ProcessRow) -> Text:
+    """The child's own state, then its detail (or why it waits): "protecting: 2 positions"."""
+    if not p.activity:
+        return Text(p.detail or "-")
+    text = Text(p.activity, style=_state_style(p.activity))
+    if p.detail:
+        text.append(f": {p.detail}")
+    return text
+
+
 def _processes(s: DashboardSnapshot, ascii_only: bool) -> Table:
     table = _table("Processes", ascii_only, ("process", "left"), ("state", "left"),
                    ("activity", "left"), ("pid", "right"), ("uptime", "right"),
-                   ("restarts", "right"), ("heartbeat", "right"), ("version", "left"))
+                   ("restarts", "right"), ("beat", "right"), ("version", "left"))
     for p in s.processes:
         version = Text(p.version or "-")
         if p.code_changed:
@@ -231,7 +244,7 @@ def _processes(s: DashboardSnapshot, ascii_only: bool) -> Table:
         table.add_row(
             Text(p.name),
             Text(p.state.upper(), style=_state_style(p.state)),
-            Text(p.activity or "-", style=_state_style(p.activity or "")),
+            _activity(p),
             Text(str(p.pid) if p.pid is not None else "-"),
             Text(duration(p.uptime_seconds)),
             Text(str(p.restarts), style="yellow" if p.restarts else ""),
@@ -247,6 +260,10 @@ def _account_and_controls(s: DashboardSnapshot) -> Text:
     text.append(money(a.net_liquidation, a.currency))
     text.append("   P&L today ")
     text.append(signed_money(a.pnl_today), style=_pnl_style(a.pnl_today))
+    text.append(" realised")
+    if a.unrealized_pnl is not None:
+        text.append(", open ")
+        text.append(signed_money(a.unrealized_pnl), style=_pnl_style(a.unrealized_pnl))
     text.append("   controls: ")
     flags = [("entries PAUSED", c.entries_paused), ("HALTED", c.halted),
              ("EXIT ALL", c.exit_all)]

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from daytrading.child_process import kill_process_tree
 from daytrading.errors import ConfigError, OperationalError
 from daytrading.market_calendar import is_trading_day, previous_session
 from daytrading.settings import PROJECT_ROOT
-from daytrading.supervision import kill_process_tree
 
 NEW_YORK = ZoneInfo("America/New_York")
 READY_PREFIX = "ibsim listening on "
@@ -74,10 +75,13 @@ def start_ibsim(*, start: datetime, speed: float, seed: int, symbols: list[str],
             "--speed", str(speed), "--seed", str(seed)]
     if symbols:
         argv += ["--symbols", ",".join(symbols)]
-    flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    # Its own process group, like the children: a Ctrl+C in the terminal reaches only the
+    # supervisor, which stops the children first and the simulator they talk to last.
+    group: dict[str, Any] = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+                             if sys.platform == "win32" else {"process_group": 0})
     with log_path.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                creationflags=flags)
+                                stdin=subprocess.DEVNULL, **group)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in log_path.read_text(errors="replace").splitlines():

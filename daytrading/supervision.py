@@ -1,18 +1,19 @@
 """The supervisor's core: spawn children, watch exit codes and heartbeats, restart by policy.
 
 Why this shape:
-- Children are plain `subprocess.Popen` processes (no os.fork: the trader runs Windows), each
-  in its own process group, so Ctrl+C reaches only the supervisor, which then stops the day
-  trader first and the exit manager last (positions stay protected until the very end).
 - A process can be alive and useless (deadlocked, stuck in a socket read). Only a heartbeat
   proves progress, so a stale heartbeat is treated like a crash: the whole process tree is
   killed (psutil, children first) and restarted.
-- The exit manager is the only thing protecting open positions: it is restarted at once and
-  never given up on; only in a crash loop are its restarts spaced out. The day trader is
-  optional for safety: exponential backoff with jitter, and FATAL after a crash-loop cap.
+- Children start in spec order and a child with `depends_on` is (re)started only while its
+  dependency is ready: the day trader never runs before the exit manager protects. Stops go
+  in reverse order, so positions stay protected until the very end.
 - `tick()` is non-blocking (except a bounded kill), reads heartbeats through an injected
   `heartbeat_source` and time through injected clocks, so the whole policy is testable with
   dummy children and no database (the real source is `get_database().get_heartbeats`).
+
+The parts live beside it: `supervision_policy` (specs, the pure restart decision),
+`child_process` (spawn, stop, tree kill) and `heartbeats` (rows, code version). Their public
+names stay importable from here.
 
 Children report the code they run as `code_version(PROJECT_ROOT)` in their heartbeat
 `version`; the supervisor flags a child whose code changed on disk since it started (the
@@ -21,193 +22,64 @@ stale-bytecode day: see PYTHONDONTWRITEBYTECODE in the launchers).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
-
-import psutil
+from typing import Any
 
 from daytrading.alerts import Alert, crash_loop_alert, fatal_alert, process_death_alert
-from daytrading.backoff import BackoffPolicy, CrashWindow
+from daytrading.backoff import CrashWindow
+from daytrading.child_process import (
+    IS_WINDOWS,
+    ChildProcess,
+    child_environment,
+    kill_process_tree,
+    spawn_child,
+    wait_exit,
+)
 from daytrading.errors import ConfigError
-from daytrading.settings import PROJECT_ROOT, Settings
+from daytrading.heartbeats import (
+    Heartbeat,
+    HeartbeatDetail,
+    HeartbeatRows,
+    HeartbeatSource,
+    code_changed_since,
+    code_version,
+    decode_detail,
+    encode_detail,
+    iter_source_files,
+    normalize_heartbeats,
+    orphaned_children,
+    to_epoch,
+)
+from daytrading.settings import PROJECT_ROOT
+from daytrading.supervision_policy import (
+    DAY_TRADER_RUNNING_STATES,
+    EXIT_MANAGER_READY_STATES,
+    ChildSpec,
+    RestartDecision,
+    RestartPolicy,
+    day_trader_spec,
+    decide_restart,
+    exit_manager_spec,
+)
 
-IS_WINDOWS = os.name == "nt"
+__all__ = [
+    "DAY_TRADER_RUNNING_STATES", "EXIT_MANAGER_READY_STATES", "IS_WINDOWS", "ChildProcess", "ChildSpec", "ChildState", "ChildStatus", "Heartbeat",
+    "HeartbeatDetail", "HeartbeatRows", "HeartbeatSource", "ProcessSupervisor",
+    "RestartDecision", "RestartPolicy", "StartReport", "SupervisionEvent", "child_environment",
+    "code_changed_since", "code_version", "day_trader_spec", "decide_restart", "decode_detail",
+    "encode_detail", "exit_manager_spec", "iter_source_files", "kill_process_tree",
+    "normalize_heartbeats", "orphaned_children", "spawn_child", "to_epoch", "wait_exit",
+]
+
 log = logging.getLogger("daytrading.supervision")
-
-# --------------------------------------------------------------------------------------------
-# Code version: which code a child runs, and whether the files changed since.
-# --------------------------------------------------------------------------------------------
-
-_SKIPPED_DIRS = frozenset({"__pycache__", "tests", "build", "dist", "node_modules", "site-packages"})
-
-
-def _skip_dir(entry: os.DirEntry[str]) -> bool:
-    name = entry.name
-    if name in _SKIPPED_DIRS or name.startswith(".") or name.endswith(".egg-info"):
-        return True  # .venv*, .git, caches; tests do not change what runs
-    return os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))  # any virtualenv, any name
-
-
-def iter_source_files(root: Path | str) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative posix path, stat) of every project .py file, skipping tests/venvs/caches."""
-    base = os.fspath(root)
-    stack = [base]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not _skip_dir(entry):
-                        stack.append(entry.path)
-                elif entry.name.endswith(".py") and entry.is_file():
-                    rel = os.path.relpath(entry.path, base).replace(os.sep, "/")
-                    yield rel, entry.stat()
-            except OSError:
-                continue  # a file vanished mid-walk: it is simply not part of this version
-
-
-def code_version(root: Path | str = PROJECT_ROOT) -> str:
-    """A short hash of the project's .py files (path, mtime, size): cheap, no file is read.
-
-    Computed by each child at start and written in its heartbeat `version`.
-    """
-    digest = hashlib.sha256()
-    for rel, st in sorted(iter_source_files(root)):
-        digest.update(f"{rel}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
-    return digest.hexdigest()[:12]
-
-
-def code_changed_since(version: str | None, root: Path | str = PROJECT_ROOT) -> bool:
-    """True when the files on disk no longer match `version` (unknown version: False)."""
-    return bool(version) and version != code_version(root)
-
-
-# --------------------------------------------------------------------------------------------
-# Heartbeats as the supervisor reads them.
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    process: str
-    pid: int | None
-    state: str
-    updated_at: float  # epoch seconds (wall clock)
-    version: str | None = None
-    detail: str | None = None
-
-
-HeartbeatRows = Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-HeartbeatSource = Callable[[], HeartbeatRows]
-
-
-def to_epoch(value: Any) -> float | None:
-    """Epoch seconds from a float, an aware datetime or an ISO-8601 string.
-
-    Naive datetimes/strings are taken as UTC (the database stores UTC); None if unparseable.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
-    return None
-
-
-def normalize_heartbeats(rows: HeartbeatRows) -> dict[str, Heartbeat]:
-    """Accepts {process: row} or a list of rows with a "process" key (db.get_heartbeats())."""
-    items: Iterable[tuple[str, Mapping[str, Any]]]
-    if isinstance(rows, Mapping):
-        items = ((str(name), row) for name, row in rows.items())
-    else:
-        items = ((str(row.get("process", "")), row) for row in rows)
-    result: dict[str, Heartbeat] = {}
-    for name, row in items:
-        updated = to_epoch(row.get("updated_at"))
-        if not name or updated is None:
-            continue
-        pid = row.get("pid")
-        try:
-            pid_value = int(pid) if pid is not None else None
-        except (TypeError, ValueError):
-            pid_value = None
-        version = row.get("version")
-        detail = row.get("detail")
-        result[name] = Heartbeat(
-            process=name,
-            pid=pid_value,
-            state=str(row.get("state") or ""),
-            updated_at=updated,
-            version=str(version) if version else None,
-            detail=str(detail) if detail else None,
-        )
-    return result
-
-
-def orphaned_children(
-    rows: HeartbeatRows,
-    names: Iterable[str],
-    *,
-    now: float | None = None,
-    max_age_seconds: float = 15.0,
-    exclude_pids: Iterable[int] = (),
-) -> list[int]:
-    """PIDs that still heartbeat as one of `names` but are not ours (a previous supervisor died).
-
-    A fresh heartbeat plus a live PID means the old child is still running; a new one beside it
-    would fight it for the same IB client ID. Kill them with `kill_process_tree` before starting.
-    """
-    wall = time.time() if now is None else now
-    excluded = set(exclude_pids)
-    found: list[int] = []
-    beats = normalize_heartbeats(rows)
-    for name in names:
-        beat = beats.get(name)
-        if beat is None or beat.pid is None or beat.pid in excluded:
-            continue
-        if wall - beat.updated_at <= max_age_seconds and psutil.pid_exists(beat.pid):
-            found.append(beat.pid)
-    return found
-
-
-# --------------------------------------------------------------------------------------------
-# What to run and how to treat it.
-# --------------------------------------------------------------------------------------------
-
-
-class RestartPolicy(StrEnum):
-    ALWAYS = "always"  # exit manager: restart at once; back off only in a crash loop; never FATAL
-    CAPPED = "capped"  # day trader: backoff + jitter each time; FATAL past the crash-loop cap
 
 
 class ChildState(StrEnum):
@@ -221,321 +93,7 @@ class ChildState(StrEnum):
     STOPPING = "stopping"
 
 
-@dataclass(frozen=True, slots=True)
-class ChildSpec:
-    """One supervised process. `argv[0]` is the interpreter (use sys.executable or the venv's)."""
 
-    name: str  # the heartbeat process name: "exit_manager", "day_trader"
-    argv: tuple[str, ...]
-    policy: RestartPolicy = RestartPolicy.CAPPED
-    cwd: Path | None = None
-    env: Mapping[str, str] = field(default_factory=dict)  # added to the supervisor's env
-    ready_states: frozenset[str] = frozenset()  # empty: ready at its first heartbeat
-    depends_on: str | None = None  # (re)started only while that child is ready
-    heartbeat_timeout_seconds: float = 15.0
-    first_heartbeat_timeout_seconds: float = 60.0  # from spawn to the first heartbeat
-    max_restarts: int = 5  # CAPPED: crashes allowed within the window before FATAL
-    crash_window_seconds: float = 600.0
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)  # CAPPED: every restart
-    crash_loop_threshold: int = 3  # ALWAYS: crashes within the window that make a loop
-    crash_loop_backoff: BackoffPolicy = field(
-        default_factory=lambda: BackoffPolicy(initial_seconds=1.0, max_seconds=10.0)
-    )
-    restart_on_clean_exit: bool = True  # False: exit code 0 means "done for today"
-    stop_grace_seconds: float = 10.0  # graceful stop, then kill
-    kill_grace_seconds: float = 3.0  # terminate -> kill escalation on a hung tree
-    log_path: Path | None = None  # append stdout+stderr here; None: share the console
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.argv:
-            raise ConfigError("a supervised child needs a name and a command line (argv)")
-        if self.heartbeat_timeout_seconds <= 0 or self.first_heartbeat_timeout_seconds <= 0:
-            raise ConfigError(
-                f"{self.name}: heartbeat timeouts must be > 0 seconds "
-                "(supervisor.heartbeat_timeout_seconds in config.toml)"
-            )
-        if self.max_restarts < 0 or self.crash_loop_threshold < 1:
-            raise ConfigError(
-                f"{self.name}: max_restarts must be >= 0 and crash_loop_threshold >= 1"
-            )
-
-
-def exit_manager_spec(
-    settings: Settings,
-    *,
-    python: str = sys.executable,
-    root: Path = PROJECT_ROOT,
-    extra_args: Sequence[str] = (),
-    log_path: Path | None = None,
-) -> ChildSpec:
-    """The exit manager as the supervisor runs it: always restarted, ready at `protecting`."""
-    sup = settings.supervisor
-    return ChildSpec(
-        name="exit_manager",
-        argv=(python, str(root / "exit_manager.py"), *extra_args),
-        policy=RestartPolicy.ALWAYS,
-        cwd=root,
-        ready_states=frozenset({"protecting"}),
-        heartbeat_timeout_seconds=sup.heartbeat_timeout_seconds,
-        first_heartbeat_timeout_seconds=sup.first_heartbeat_timeout_seconds,
-        crash_window_seconds=sup.crash_window_seconds,
-        crash_loop_threshold=sup.exit_manager_crash_loop_threshold,
-        crash_loop_backoff=BackoffPolicy(
-            initial_seconds=sup.backoff_initial_seconds,
-            max_seconds=sup.exit_manager_backoff_max_seconds,
-        ),
-        restart_on_clean_exit=True,
-        stop_grace_seconds=sup.stop_grace_seconds,
-        kill_grace_seconds=sup.kill_grace_seconds,
-        log_path=log_path,
-    )
-
-
-def day_trader_spec(
-    settings: Settings,
-    *,
-    python: str = sys.executable,
-    root: Path = PROJECT_ROOT,
-    extra_args: Sequence[str] = (),
-    log_path: Path | None = None,
-) -> ChildSpec:
-    """The day trader: started after the exit manager protects, capped restarts, clean exit = done."""
-    sup = settings.supervisor
-    return ChildSpec(
-        name="day_trader",
-        argv=(python, str(root / "day_trader.py"), *extra_args),
-        policy=RestartPolicy.CAPPED,
-        cwd=root,
-        depends_on="exit_manager",
-        heartbeat_timeout_seconds=sup.heartbeat_timeout_seconds,
-        first_heartbeat_timeout_seconds=sup.first_heartbeat_timeout_seconds,
-        max_restarts=sup.day_trader_max_restarts,
-        crash_window_seconds=sup.crash_window_seconds,
-        backoff=BackoffPolicy(
-            initial_seconds=sup.backoff_initial_seconds, max_seconds=sup.backoff_max_seconds
-        ),
-        restart_on_clean_exit=False,
-        stop_grace_seconds=sup.stop_grace_seconds,
-        kill_grace_seconds=sup.kill_grace_seconds,
-        log_path=log_path,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The restart decision (pure).
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RestartDecision:
-    action: Literal["restart", "fatal"]
-    delay_seconds: float
-    crash_loop: bool
-    reason: str
-
-
-def decide_restart(
-    spec: ChildSpec, crashes_in_window: int, rng: Callable[[], float] = random.random
-) -> RestartDecision:
-    """What to do after crash number `crashes_in_window` (this one included) of `spec`."""
-    n, window = crashes_in_window, spec.crash_window_seconds
-    if spec.policy is RestartPolicy.ALWAYS:
-        if n < spec.crash_loop_threshold:
-            return RestartDecision("restart", 0.0, False, f"restart at once ({n} in {window:.0f}s)")
-        delay = spec.crash_loop_backoff.delay(n - spec.crash_loop_threshold, rng)
-        return RestartDecision(
-            "restart", delay, True,
-            f"crash loop ({n} crashes in {window:.0f}s): restart in {delay:.2f}s, never giving up",
-        )
-    if n > spec.max_restarts:
-        return RestartDecision(
-            "fatal", 0.0, True,
-            f"{n} crashes in {window:.0f}s exceed the cap of {spec.max_restarts} restarts",
-        )
-    delay = spec.backoff.delay(n - 1, rng)
-    return RestartDecision(
-        "restart", delay, n > 1, f"restart {n}/{spec.max_restarts} in {delay:.2f}s (backoff)"
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Processes: spawn, graceful stop, tree kill.
-# --------------------------------------------------------------------------------------------
-
-
-def child_environment(spec: ChildSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: ours, no stale bytecode, unbuffered output, then spec.env."""
-    env = dict(os.environ if base is None else base)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(spec.env)
-    return env
-
-
-def spawn_child(spec: ChildSpec) -> subprocess.Popen[bytes]:
-    """Start `spec` in its own process group (Ctrl+C reaches the supervisor only).
-
-    Windows: CREATE_NEW_PROCESS_GROUP (stop it with CTRL_BREAK_EVENT). POSIX: a new process
-    group (stop it with SIGTERM to the group). Raises OSError when the command cannot start.
-    """
-    kwargs: dict[str, Any] = {
-        "cwd": os.fspath(spec.cwd) if spec.cwd is not None else None,
-        "env": child_environment(spec),
-        "stdin": subprocess.DEVNULL,
-    }
-    if IS_WINDOWS:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        kwargs["process_group"] = 0
-    if spec.log_path is None:
-        return subprocess.Popen(list(spec.argv), **kwargs)
-    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(spec.log_path, "ab") as out:  # the child keeps its own handle
-        return subprocess.Popen(list(spec.argv), stdout=out, stderr=subprocess.STDOUT, **kwargs)
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return []
-
-
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return True
-
-
-def kill_process_tree(
-    pid: int,
-    grace_seconds: float = 3.0,
-    *,
-    popen: subprocess.Popen[bytes] | None = None,
-    include_parent: bool = True,
-) -> list[int]:
-    """Terminate `pid` and all its descendants (children first), kill survivors after `grace`.
-
-    The descendants are listed before anything is signalled: once the parent dies they are
-    re-parented and could no longer be found. Returns the PIDs that were signalled.
-    Pass `popen` for our own child so it is reaped through Popen (keeps its returncode sane).
-    """
-    tree = list(reversed(_descendants(pid)))  # deepest first
-    if include_parent:
-        try:
-            tree.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
-    signalled: list[int] = []
-    for proc in tree:
-        try:
-            proc.terminate()
-            signalled.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    _wait_gone(tree, grace_seconds, popen)
-    for proc in tree:
-        if not _gone(proc):
-            try:
-                proc.kill()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-    _wait_gone(tree, max(1.0, grace_seconds), popen)
-    if popen is not None:
-        try:
-            popen.wait(timeout=1.0)  # reap it: no zombie, and Popen knows its exit code
-        except subprocess.TimeoutExpired:
-            log.error("pid %s survived SIGKILL/TerminateProcess; check it by hand", pid)
-    return signalled
-
-
-def _wait_gone(
-    procs: Sequence[psutil.Process], timeout: float, popen: subprocess.Popen[bytes] | None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if popen is not None:
-            popen.poll()  # reap our direct child so it is not left as a zombie
-        if all(_gone(p) for p in procs):
-            return
-        time.sleep(0.02)
-
-
-class ChildProcess:
-    """One incarnation of a child: its Popen, start times, and the ways to stop it."""
-
-    def __init__(self, spec: ChildSpec, popen: subprocess.Popen[bytes], started_mono: float,
-                 started_wall: float) -> None:
-        self.spec = spec
-        self.popen = popen
-        self.started_mono = started_mono
-        self.started_wall = started_wall
-        self._own_pids: set[int] = {popen.pid}
-        self._foreign_pids: set[int] = set()
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
-
-    def owns_pid(self, pid: int) -> bool:
-        """True for our PID or a descendant's: a Windows venv python.exe is a launcher that
-        runs the real interpreter as its child, so the heartbeat PID differs from Popen's."""
-        if pid in self._own_pids:
-            return True
-        if pid in self._foreign_pids:
-            return False
-        try:
-            parents = {p.pid for p in psutil.Process(pid).parents()}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return False
-        if self.pid in parents:
-            self._own_pids.add(pid)
-            return True
-        self._foreign_pids.add(pid)
-        return False
-
-    def request_stop(self) -> None:
-        """Ask politely: CTRL_BREAK_EVENT to the group on Windows, SIGTERM to the group on POSIX."""
-        if self.popen.poll() is not None:
-            return
-        try:
-            if IS_WINDOWS:
-                self.popen.send_signal(signal.CTRL_BREAK_EVENT)
-            elif os.getpgid(self.pid) == self.pid:
-                os.killpg(self.pid, signal.SIGTERM)  # its own group (spawn_child)
-            else:
-                self.popen.send_signal(signal.SIGTERM)  # never signal the supervisor's group
-        except (ProcessLookupError, PermissionError, OSError) as exc:
-            log.debug("stop signal to %s (pid %s) failed: %s", self.spec.name, self.pid, exc)
-
-    def stop(self, grace_seconds: float | None = None) -> int | None:
-        """Graceful stop, then kill the tree after the grace. Returns the exit code if known."""
-        grace = self.spec.stop_grace_seconds if grace_seconds is None else grace_seconds
-        descendants = _descendants(self.pid)
-        self.request_stop()
-        try:
-            self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            log.warning("%s (pid %s) did not stop within %.1fs; killing its process tree",
-                        self.spec.name, self.pid, grace)
-            kill_process_tree(self.pid, self.spec.kill_grace_seconds, popen=self.popen)
-        # Grandchildren it left behind would otherwise outlive it.
-        leftovers = [p for p in descendants if not _gone(p)]
-        for proc in leftovers:
-            kill_process_tree(proc.pid, self.spec.kill_grace_seconds)
-        return self.popen.poll()
-
-    def kill_tree(self) -> None:
-        kill_process_tree(self.pid, self.spec.kill_grace_seconds, popen=self.popen)
-
-
-# --------------------------------------------------------------------------------------------
-# The supervisor core.
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,6 +128,8 @@ class ChildStatus:
     last_reason: str
     next_restart_in_seconds: float | None
     crashes_in_window: int
+    detail: str | None = None  # the heartbeat detail's text (e.g. "2 positions")
+    waiting_for: str | None = None  # why a WAITING child has not started yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +153,8 @@ class _Child:
     last_exit_code: int | None = None
     last_reason: str = ""
     in_crash_loop: bool = False
+    waiting_since: float | None = None  # monotonic; while WAITING for its dependency
+    wait_reported: bool = False
 
 
 class ProcessSupervisor:
@@ -612,7 +174,11 @@ class ProcessSupervisor:
         code_root: Path | None = PROJECT_ROOT,
         version_refresh_seconds: float = 5.0,
         event_history: int = 200,
+        ready_timeout_seconds: float | None = None,
     ) -> None:
+        """`ready_timeout_seconds`: warn (event `start_timeout`) once when a child has waited
+        that long for its dependency; None never warns. `on_event` receives every event; when
+        it is given it is also responsible for logging them (they are not logged twice)."""
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"supervised children need unique names, got {names}")
@@ -638,6 +204,7 @@ class ProcessSupervisor:
         self._version_cache: tuple[float, str] | None = None
         self._events: deque[SupervisionEvent] = deque(maxlen=event_history)
         self._source_ok = True
+        self._ready_timeout = ready_timeout_seconds
 
     # --- public API ---------------------------------------------------------------------
 
@@ -700,6 +267,27 @@ class ProcessSupervisor:
                 due = child.restart_at is None or self._mono() >= child.restart_at
                 if child.state in (ChildState.BACKOFF, ChildState.WAITING) and due:
                     self._try_spawn(child, beats, events)
+            self._check_waiting(child, events)
+        return events
+
+    def new_day(self) -> list[SupervisionEvent]:
+        """A new trading day starts clean: crash history, FATAL states and restart counts go.
+
+        Call it before start() at the wake of a new session, with the children stopped.
+        """
+        events: list[SupervisionEvent] = []
+        for child in self._order:
+            was_fatal = child.state is ChildState.FATAL
+            child.crashes.reset()
+            child.in_crash_loop = False
+            child.restarts = 0
+            child.spawned_once = child.proc is not None
+            child.last_exit_code = None
+            child.last_reason = ""
+            if was_fatal:
+                child.state = ChildState.STOPPED
+                self._emit(events, "reset", child.spec.name,
+                           f"{child.spec.name}: FATAL state of the previous day cleared")
         return events
 
     def stop(self, name: str, grace_seconds: float | None = None) -> list[SupervisionEvent]:
@@ -746,6 +334,14 @@ class ProcessSupervisor:
         events.extend(self.start([name]))
         return events
 
+    def seconds_to_next_restart(self) -> float | None:
+        """Until the earliest scheduled restart (0 if overdue); None when none is scheduled.
+
+        Lets the caller's loop wake up for it instead of waiting out a whole tick."""
+        due = [c.restart_at for c in self._order
+               if c.state is ChildState.BACKOFF and c.restart_at is not None]
+        return max(0.0, min(due) - self._mono()) if due else None
+
     def is_ready(self, name: str) -> bool:
         """Alive and heartbeating from the current incarnation in one of its ready states."""
         child = self._children[name]
@@ -791,6 +387,9 @@ class ProcessSupervisor:
                         else None
                     ),
                     crashes_in_window=c.crashes.count(now_mono),
+                    detail=(decode_detail(hb.detail).text or None) if hb is not None else None,
+                    waiting_for=(self._waiting_reason(c) if c.state is ChildState.WAITING
+                                 else None),
                 )
             )
         return rows
@@ -861,6 +460,18 @@ class ProcessSupervisor:
             return f"{child.spec.name} has not reported {states} ({seen})"
         return f"{child.spec.name} is {child.state}"
 
+    def _check_waiting(self, child: _Child, events: list[SupervisionEvent]) -> None:
+        """One warning when a child waits for its dependency longer than the ready timeout."""
+        if (self._ready_timeout is None or child.state is not ChildState.WAITING
+                or child.waiting_since is None or child.wait_reported):
+            return
+        waited = self._mono() - child.waiting_since
+        if waited >= self._ready_timeout:
+            child.wait_reported = True
+            self._emit(events, "start_timeout", child.spec.name,
+                       f"{self._waiting_reason(child)} after {waited:.0f}s; it starts as soon "
+                       "as that happens. Check that process's log.", "WARNING")
+
     def _dependency_ready(self, child: _Child) -> bool:
         dep = child.spec.depends_on
         return dep is None or self.is_ready(dep)
@@ -875,9 +486,12 @@ class ProcessSupervisor:
         if not self._dependency_ready(child):
             if child.state is not ChildState.WAITING:
                 child.state = ChildState.WAITING
+                child.waiting_since = self._mono()
+                child.wait_reported = False
                 self._emit(events, "waiting", name, self._waiting_reason(child))
             child.restart_at = None
             return
+        child.waiting_since = None
         try:
             popen = self._spawner(child.spec)
         except OSError as exc:
@@ -995,9 +609,11 @@ class ProcessSupervisor:
         event = SupervisionEvent(kind, process, message, level, pid, dict(data or {}), self._wall())
         events.append(event)
         self._events.append(event)
-        log.log(logging.getLevelName(level), "%s", message)
-        if self._on_event is not None:
+        if self._on_event is None:
+            log.log(logging.getLevelName(level), "%s", message)
+        else:
             try:
                 self._on_event(event)
             except Exception as exc:  # a broken sink must not stop supervision
-                log.warning("event callback failed: %s: %s", type(exc).__name__, exc)
+                log.warning("event callback failed (%s: %s) for: %s", type(exc).__name__, exc,
+                            message)
