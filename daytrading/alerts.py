@@ -116,13 +116,15 @@ def crash_loop_alert(
     )
 
 
-def fatal_alert(process: str, *, crashes: int, window_seconds: float) -> Alert:
-    """The supervisor gave up restarting a process (day trader crash-loop cap)."""
+def fatal_alert(process: str, *, crashes: int, window_seconds: float,
+                reason: str | None = None) -> Alert:
+    """The supervisor gave up restarting a process (day trader crash-loop cap, bad config)."""
+    why = reason or f"crashed {crashes} times within {window_seconds:.0f} s"
     return Alert(
         kind=AlertKind.FATAL,
         title=f"{process} FATAL: restarts stopped",
         message=(
-            f"{process} crashed {crashes} times within {window_seconds:.0f} s, so the supervisor "
+            f"{process} {why}, so the supervisor "
             f"stopped restarting it. Positions stay protected by the exit manager. Fix the cause "
             f"(see logs/{process}*.log), then restart the supervisor."
         ),

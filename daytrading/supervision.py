@@ -60,6 +60,7 @@ from daytrading.heartbeats import (
 )
 from daytrading.settings import PROJECT_ROOT
 from daytrading.supervision_policy import (
+    CONFIG_ERROR_EXIT_CODE,
     DAY_TRADER_RUNNING_STATES,
     EXIT_MANAGER_READY_STATES,
     ChildSpec,
@@ -563,13 +564,15 @@ class ProcessSupervisor:
             return
         now = self._mono()
         crashes = child.crashes.record(now)
-        decision = decide_restart(spec, crashes, self._rng)
+        decision = decide_restart(spec, crashes, self._rng, exit_code=code)
         if decision.action == "fatal":
             child.state = ChildState.FATAL
             child.wanted = False
             child.restart_at = None
             self._emit(events, "fatal", name, f"{name} FATAL: {decision.reason}", "CRITICAL")
-            self._send(fatal_alert(name, crashes=crashes, window_seconds=spec.crash_window_seconds))
+            self._send(fatal_alert(name, crashes=crashes, window_seconds=spec.crash_window_seconds,
+                                   reason=decision.reason if code == CONFIG_ERROR_EXIT_CODE
+                                   else None))
             return
         # ALWAYS children alert once when a loop starts, not on every death inside it;
         # CAPPED ones alert per death (identical alerts are deduped) and once more at FATAL.

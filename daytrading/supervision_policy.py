@@ -151,11 +151,26 @@ class RestartDecision:
     reason: str
 
 
+CONFIG_ERROR_EXIT_CODE = 2  # every process exits 2 when it refuses its configuration
+
+
 def decide_restart(
-    spec: ChildSpec, crashes_in_window: int, rng: Callable[[], float] = random.random
+    spec: ChildSpec, crashes_in_window: int, rng: Callable[[], float] = random.random,
+    *, exit_code: int | None = None,
 ) -> RestartDecision:
-    """What to do after crash number `crashes_in_window` (this one included) of `spec`."""
+    """What to do after crash number `crashes_in_window` (this one included) of `spec`.
+
+    A configuration refusal (exit code 2) will not fix itself by restarting: a capped child
+    goes FATAL at once; an always-on child waits the longest crash-loop delay between tries
+    (it never gives up, because positions may be open).
+    """
     n, window = crashes_in_window, spec.crash_window_seconds
+    if exit_code == CONFIG_ERROR_EXIT_CODE:
+        why = "refused its configuration (exit code 2); fix the setting its log names"
+        if spec.policy is RestartPolicy.ALWAYS:
+            delay = spec.crash_loop_backoff.max_seconds
+            return RestartDecision("restart", delay, True, f"{why}; retrying in {delay:.0f}s")
+        return RestartDecision("fatal", 0.0, True, why)
     if spec.policy is RestartPolicy.ALWAYS:
         if n < spec.crash_loop_threshold:
             return RestartDecision("restart", 0.0, False, f"restart at once ({n} in {window:.0f}s)")

@@ -523,3 +523,16 @@ def test_vanished_heartbeat_row_ages_like_a_silent_one(tmp_path: Path, cleanup: 
     assert "hung" not in kinds(sup.recent_events())
     assert tick_until(sup, lambda: "hung" in kinds(sup.recent_events()), timeout=3)
     assert time.monotonic() - since >= 1.3  # judged by the last beat's age (1.5 s timeout)
+
+
+def test_config_refusal_is_fatal_for_capped_and_slow_retry_for_always() -> None:
+    from daytrading.supervision_policy import CONFIG_ERROR_EXIT_CODE, decide_restart
+
+    capped = day_trader_spec(Settings())
+    always = exit_manager_spec(Settings())
+    fatal = decide_restart(capped, 1, lambda: 0.5, exit_code=CONFIG_ERROR_EXIT_CODE)
+    assert fatal.action == "fatal" and "configuration" in fatal.reason
+    retry = decide_restart(always, 1, lambda: 0.5, exit_code=CONFIG_ERROR_EXIT_CODE)
+    assert retry.action == "restart"
+    assert retry.delay_seconds == always.crash_loop_backoff.max_seconds
+    assert decide_restart(capped, 1, lambda: 0.5, exit_code=1).action == "restart"
