@@ -21,6 +21,7 @@ from daytrading.errors import ConfigError
 from daytrading.logs import setup_logging
 from daytrading.protection import PROCESS, Protector
 from daytrading.runtime import (
+    DbWorker,
     Heartbeat,
     connect_with_retry,
     install_stop_handlers,
@@ -28,11 +29,14 @@ from daytrading.runtime import (
     open_database,
     session_close_for,
     session_start_for,
+    warm_up_calendar,
 )
 from daytrading.settings import Settings
 
 ROW_CHECK_SECONDS = 0.2  # PRAGMA data_version is cheap: adoption well within one second
 TIMER_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # a failed reconciliation is tried again this soon
+STOP_GRACE_SECONDS = 5.0  # in-flight exits get this long at shutdown
 
 
 async def run(settings: Settings, client_id: int) -> int:
@@ -41,13 +45,16 @@ async def run(settings: Settings, client_id: int) -> int:
     install_stop_handlers(stop)
     clock = make_clock(settings)
     db = open_database(settings, clock)
-    heartbeat = Heartbeat(db, PROCESS)
+    worker = DbWorker(db, name="exit-manager-db", logger=log)
+    heartbeat = Heartbeat(db, PROCESS, worker=worker)
+    heartbeat.beat()
     beat_task = asyncio.create_task(heartbeat.run(stop))
+    warm_up_calendar(clock.now())
     from daytrading.broker.ib_client import IBClient
 
     broker = IBClient(settings.broker, client_id, clock=clock)
     protector = Protector(db, broker, clock, settings, session_close_for,
-                          dry_run=settings.broker.dry_run)
+                          dry_run=settings.broker.dry_run, worker=worker)
     resync = asyncio.Event()
 
     def on_state(state: ConnectionState) -> None:
@@ -57,38 +64,47 @@ async def run(settings: Settings, client_id: int) -> int:
             heartbeat.set("degraded", "broker disconnected; reconnecting")
 
     broker.on_state.append(on_state)
-    db.record_event("process_start", f"exit manager starting (client {client_id}, "
-                    f"mode {settings.broker.mode}{', dry run' if settings.broker.dry_run else ''})",
-                    process=PROCESS)
+    worker.submit(db.record_event, "process_start",
+                  f"exit manager starting (client {client_id}, mode {settings.broker.mode}"
+                  f"{', dry run' if settings.broker.dry_run else ''})", process=PROCESS)
     try:
         heartbeat.set("connecting")
         if not await connect_with_retry(broker, stop, log):
             return 0
-        heartbeat.set("reconciling")
-        await protector.reconcile(session_start_for(clock.now()))
-        resync.clear()
-        heartbeat.set("protecting", f"{len(protector.tracked)} positions")
-        last_version = db.data_version()
         loop = asyncio.get_running_loop()
-        next_timer = loop.time()
+        last_version = -1
+        reconciled = False
+        next_try = next_timer = loop.time()
         while not stop.is_set():
-            if resync.is_set():
+            now = loop.time()
+            connected = broker.state is ConnectionState.CONNECTED
+            if connected and (resync.is_set() or not reconciled) and now >= next_try:
                 resync.clear()
-                heartbeat.set("reconciling", "reconnected")
-                await protector.reconcile(session_start_for(clock.now()))
-            version = db.data_version()
-            if version != last_version:
-                last_version = version
-                await protector.sync_rows()
+                heartbeat.set("reconciling", "reconnected" if reconciled else "start")
+                try:
+                    await protector.reconcile(session_start_for(clock.now()))
+                    reconciled = True
+                    last_version = db.data_version()
+                except Exception as exc:  # noqa: BLE001 - keep protecting; try again shortly
+                    log.warning("reconciliation failed (%s); retrying in %.0fs", exc,
+                                RETRY_SECONDS)
+                    resync.set()
+                    next_try = loop.time() + RETRY_SECONDS
+            if reconciled:
+                version = db.data_version()
+                if version != last_version:
+                    last_version = version
+                    try:
+                        await protector.sync_rows()
+                    except Exception as exc:  # noqa: BLE001 - e.g. disconnected mid-adoption
+                        log.warning("adopting new rows failed (%s); retrying", exc)
+                        last_version = -1
             if loop.time() >= next_timer:
                 next_timer = loop.time() + TIMER_SECONDS
-                protector.tick_timer()
-                if broker.state is not ConnectionState.CONNECTED:
-                    heartbeat.set("degraded", "broker disconnected; reconnecting")
-                elif stale := protector.stale_symbols():
-                    heartbeat.set("degraded", "stale prices: " + ",".join(sorted(stale)))
-                else:
-                    heartbeat.set("protecting", f"{len(protector.tracked)} positions")
+                if reconciled:
+                    protector.tick_timer()
+            pending = resync.is_set() or not reconciled
+            heartbeat.set(*_state(broker, protector, pending))  # written only on change
             try:
                 await asyncio.wait_for(stop.wait(), timeout=ROW_CHECK_SECONDS)
             except TimeoutError:
@@ -96,12 +112,31 @@ async def run(settings: Settings, client_id: int) -> int:
         return 0
     finally:
         heartbeat.set("stopping")
-        await protector.drain()
+        await protector.drain(STOP_GRACE_SECONDS)
+        broker.on_state.remove(on_state)
         await broker.disconnect()
-        db.record_event("process_stop", "exit manager stopped; positions stay at the broker",
-                        process=PROCESS)
+        worker.submit(db.record_event, "process_stop",
+                      "exit manager stopped; positions stay at the broker", process=PROCESS)
         stop.set()
         await beat_task
+        heartbeat.beat()
+        worker.close()
+        db.close()
+
+
+def _state(broker: object, protector: Protector, pending: bool) -> tuple[str, str]:
+    """The heartbeat state: protecting, or degraded / reconciling with the reason."""
+    if getattr(broker, "state", None) is not ConnectionState.CONNECTED:
+        return "degraded", "broker disconnected; reconnecting"
+    if pending:
+        return "reconciling", "reconciliation pending (retried every second)"
+    stale = sorted(protector.stale_symbols())
+    if stale:
+        more = f" (+{len(stale) - 10} more)" if len(stale) > 10 else ""
+        return "degraded", "stale prices: " + ",".join(stale[:10]) + more
+    waiting = protector.awaiting_price()
+    return "protecting", f"{len(protector.tracked)} positions" + (
+        f", {waiting} awaiting a first price" if waiting else "")
 
 
 def main(argv: list[str] | None = None) -> int:

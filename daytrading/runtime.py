@@ -1,23 +1,26 @@
 """What every long-running process needs before it can do its job.
 
 The clock (wall time, or the simulator's shared clock in sim mode), the database (the sim
-file in sim mode, so a simulated session never writes real history), a heartbeat writer, and
-stop signals that work on Windows (Ctrl+C, Ctrl+Break) and POSIX (SIGINT, SIGTERM).
+file in sim mode, so a simulated session never writes real history), a background thread for
+database calls, a heartbeat writer, and stop signals that work on Windows (Ctrl+C,
+Ctrl+Break) and POSIX (SIGINT, SIGTERM).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
 import sys
+import threading
 import time as walltime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daytrading.clock import SimClock, WallClock, trading_date
 from daytrading.errors import ConfigError, TransientError
@@ -26,6 +29,7 @@ from daytrading.settings import PROJECT_ROOT, Settings
 from daytrading.supervision import code_version
 
 NEW_YORK_PREMARKET = time(4, 0)
+T = TypeVar("T")
 
 
 def make_clock(settings: Settings, *, attempts: int = 40, delay: float = 0.25) -> Any:
@@ -62,6 +66,15 @@ def session_close_for(now: datetime) -> datetime | None:
     return session_open_close(day)[1]
 
 
+def warm_up_calendar(now: datetime) -> None:
+    """Load the NYSE calendar now (about half a second), not on the first price tick.
+
+    Left lazy, the load happens inside the first quote callback and holds the event loop,
+    which once delayed a stop order's placement by half a second.
+    """
+    session_close_for(now)
+
+
 def session_start_for(now: datetime) -> datetime:
     """Start of the New York trading day (04:00 pre-market), for executions since then."""
     from zoneinfo import ZoneInfo
@@ -69,6 +82,75 @@ def session_start_for(now: datetime) -> datetime:
     ny = ZoneInfo("America/New_York")
     local = now.astimezone(ny)
     return datetime.combine(local.date(), NEW_YORK_PREMARKET, tzinfo=ny) - timedelta(minutes=1)
+
+
+class DbWorker:
+    """Runs database calls on one background thread, strictly in submission order.
+
+    Why: the durable writes (positions, intents, fills) wait for an fsync, milliseconds here
+    and far more on a busy Windows disk. Made on the event loop they would hold up every
+    quote and order message queued behind them; here the loop only queues the call.
+    One thread keeps the order of writes (an intent is SUBMITTED before it is FILLED) and
+    lets a read see every write queued before it.
+    """
+
+    def __init__(self, db: Any, *, name: str = "db-worker",
+                 logger: logging.Logger | None = None) -> None:
+        self.db = db
+        self.log = logger or logging.getLogger(name)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                           thread_name_prefix=name)
+        self._last: concurrent.futures.Future[Any] | None = None
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def _resolve(self, fn: Callable[..., T] | str) -> Callable[..., T]:
+        return getattr(self.db, fn) if isinstance(fn, str) else fn
+
+    def _queue(self, fn: Callable[..., T] | str, args: Any, kwargs: Any
+               ) -> concurrent.futures.Future[T]:
+        call = self._resolve(fn)
+        with self._lock:
+            future = self._pool.submit(call, *args, **kwargs)
+            self._last = future
+        return future
+
+    def submit(self, fn: Callable[..., Any] | str, *args: Any, **kwargs: Any
+               ) -> concurrent.futures.Future[Any]:
+        """Queue fn(*args, **kwargs) (a callable, or the name of a database method) and
+        return at once; a failure is logged (the caller does not wait for it)."""
+        future = self._queue(fn, args, kwargs)
+        name = fn if isinstance(fn, str) else getattr(fn, "__name__", repr(fn))
+
+        def report(done: concurrent.futures.Future[Any]) -> None:
+            exc = done.exception()
+            if exc is not None:
+                self.failures += 1
+                self.log.error("database call %s failed: %s", name, exc)
+
+        future.add_done_callback(report)
+        return future
+
+    async def call(self, fn: Callable[..., T] | str, *args: Any, **kwargs: Any) -> T:
+        """Run fn on the worker after everything queued before it; its result or error."""
+        return await asyncio.wrap_future(self._queue(fn, args, kwargs))
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far has run (False on timeout)."""
+        last = self._last
+        if last is None or last.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(last)), timeout)
+        except TimeoutError:
+            return False
+        except Exception:  # noqa: BLE001 - already logged by submit()
+            pass
+        return True
+
+    def close(self) -> None:
+        """Run what is queued, then stop the thread."""
+        self._pool.shutdown(wait=True)
 
 
 @dataclass(slots=True)
@@ -81,6 +163,7 @@ class Heartbeat:
     detail: str = ""
     interval: float = 1.0
     version: str = field(default_factory=lambda: code_version(PROJECT_ROOT))
+    worker: DbWorker | None = None  # write through the process's database thread if given
 
     def set(self, state: str, detail: str = "") -> None:
         if state != self.state or detail != self.detail:
@@ -88,8 +171,14 @@ class Heartbeat:
             self.beat()
 
     def beat(self) -> None:
+        if self.worker is not None:
+            self.worker.submit(self._write, self.state, self.detail)
+            return
+        self._write(self.state, self.detail)
+
+    def _write(self, state: str, detail: str) -> None:
         try:
-            self.db.beat(self.process, os.getpid(), self.state, detail=self.detail or None,
+            self.db.beat(self.process, os.getpid(), state, detail=detail or None,
                          version=self.version)
         except Exception as exc:  # noqa: BLE001 - a missed beat must never kill the process
             logging.getLogger(self.process).warning("heartbeat write failed: %s", exc)

@@ -86,3 +86,13 @@ def test_polygon_scanner_without_its_key_refuses_before_connecting(tmp_path, mon
         day_trader.main(["--config", str(config), "--scanner", "polygon", "--port", "1"])
     assert exc.value.code == 2
     assert "POLYGON_API_KEY" in capsys.readouterr().err
+
+
+def test_history_summary_says_what_the_pacing_budget_was_spent_on():
+    from collections import Counter
+
+    sent = Counter({("AAPL", "1 day"): 1, ("AAPL", "30 secs"): 2, ("MSFT", "30 secs"): 1})
+    summary = day_trader.history_summary({"sent": 4, "queued": 1}, sent)
+    assert summary == {"sent": 4, "queued": 1, "requests": 4, "symbols": 2,
+                       "by_bar_size": {"1 day": 1, "30 secs": 3},
+                       "most_per_symbol": {"1 day": 1, "30 secs": 2}}

@@ -335,6 +335,10 @@ class IBClient:
     async def place(self, request: OrderRequest) -> OrderUpdate:
         return await self.orders.place(request)
 
+    def reprice(self, order_id: int, limit_price: float) -> OrderUpdate:
+        """Move a working limit order's price now (sent before returning; see OrderManager)."""
+        return self.orders.reprice(order_id, limit_price)
+
     async def cancel_and_confirm(self, order_id: int, timeout: float = 5.0) -> CancelOutcome:
         return await self.orders.cancel_and_confirm(order_id, timeout)
 

@@ -8,7 +8,13 @@ including the race where the order fills while the cancel is on its way.
 ib_insync quirk handled here: when the gateway refuses a cancel (161/10147/10148, usually
 because the order just filled), ib_insync marks the trade Cancelled locally. That is not
 the broker's word, so the status is put back and nothing is reported until the broker's
-own orderStatus (typically Filled) arrives.
+own orderStatus (typically Filled) arrives. The same holds for a refused modification
+(`reprice`): the original order keeps working at the broker, so its status and price are
+put back and the refusal is reported as an update carrying the error code.
+
+`reprice` exists for latency: it moves a resting limit order's price with one message that
+leaves before the method returns (no await, no database), so an exit decided on a tick goes
+out on that tick, and no second sell order is ever working next to the first.
 
 Dry run (settings.dry_run): nothing is sent. `place` logs the order and returns an
 OrderUpdate with order_id -1 and status PENDING; `cancel_and_confirm` logs and reports
@@ -36,7 +42,13 @@ from daytrading.broker.codes import (
     OrderRejectedError,
     is_warning,
 )
-from daytrading.broker.convert import build_order, is_rejection_code, last_error, update_from_trade
+from daytrading.broker.convert import (
+    build_order,
+    is_rejection_code,
+    last_error,
+    round_price,
+    update_from_trade,
+)
 from daytrading.broker.session import Session
 from daytrading.rate_limit import RateLimiter
 
@@ -73,7 +85,10 @@ class OrderManager:
         self._last_sent: dict[object, tuple[object, ...]] = {}  # dedupe of on_order
         self._open: dict[int, OrderUpdate] = {}  # order id -> last update while not done
         self._placing: dict[int, list[OrderUpdate]] = {}  # on_order held until place() returns
+        self._repricing: dict[int, float] = {}  # order id -> limit price before our last reprice
+        self.modify_refused: dict[int, tuple[int, str]] = {}  # order id -> code refusing it
         self.sent = 0  # orders actually sent (dry-run ones are not)
+        self.modified = 0  # modifications actually sent
 
     # --- lookups ---------------------------------------------------------------------------
 
@@ -122,6 +137,10 @@ class OrderManager:
         err = last_error(trade)
         if err and trade.log and trade.log[-1].errorCode == err[0]:
             code = err[0]
+            if (order_id in self._repricing and is_rejection_code(code)
+                    and trade.orderStatus.status == "Cancelled"):
+                self._undo_refused_modify(trade, err)
+                return
             if code in CANCEL_REJECTIONS and trade.orderStatus.status == "Cancelled":
                 previous = [e.status for e in trade.log[:-1] if not e.errorCode]
                 trade.orderStatus.status = previous[-1] if previous else "PendingCancel"
@@ -141,6 +160,16 @@ class OrderManager:
             return
         trade = self.find_trade(req_id)
         if trade is None:
+            return
+        if req_id in self.modify_refused and self.modify_refused[req_id][0] == code:
+            return  # handled in on_status (the refused modification of a working order)
+        if req_id in self._repricing and is_rejection_code(code):
+            # refused modification of an order that is already done (e.g. it just filled)
+            self._repricing.pop(req_id, None)
+            self.modify_refused[req_id] = (code, message)
+            self.s.log.warning("modification of order %s (%s) refused (%s): %s",
+                               req_id, trade.order.orderRef, code, message)
+            self.s.notify()
             return
         if code in CANCEL_REJECTIONS:
             self._cancel_refused[req_id] = code
@@ -174,6 +203,7 @@ class OrderManager:
         if update.order_id > 0:
             if update.status.done:
                 self._open.pop(update.order_id, None)
+                self._repricing.pop(update.order_id, None)
             else:
                 self._open[update.order_id] = update
         self._emit(update)
@@ -255,6 +285,55 @@ class OrderManager:
                 "tracked (do not re-send)", order_id, request.order_ref, self.ack_timeout,
             )
         return update
+
+    def reprice(self, order_id: int, limit_price: float) -> OrderUpdate:
+        """Move a working LMT order of this client to `limit_price` now (a modification).
+
+        Synchronous on purpose: the message is written before this returns. The broker's
+        answer comes later through on_order: the order at its new price, its fills, or, if
+        the modification is refused, the order's unchanged status with `error_code` set (the
+        order keeps working at its old price). Raises OrderRejectedError when there is no
+        such working limit order, BrokerConnectError (transient) when not connected or the
+        order-rate budget of this second is spent; nothing is sent then.
+        """
+        trade = self.find_trade(order_id)
+        if trade is None or trade.isDone() or trade.order.orderType != "LMT":
+            raise OrderRejectedError(
+                f"order {order_id} cannot be repriced: it is not a working limit order of "
+                f"client {self.s.client_id}", order_id=order_id,
+                order_ref=trade.order.orderRef if trade else "",
+            )
+        price = round_price(limit_price)
+        if self.s.settings.dry_run:
+            self.s.log.info("DRY RUN, not sent: reprice order %s ref=%s to %s", order_id,
+                            trade.order.orderRef, price)
+            return self.update(trade)
+        self.s.require_ready("reprice an order")
+        if not self.limiter.try_acquire():
+            raise BrokerConnectError(
+                f"order-rate budget spent; reprice of order {order_id} not sent (retry)")
+        self._repricing[order_id] = trade.order.lmtPrice
+        self.modify_refused.pop(order_id, None)
+        trade.order.lmtPrice = price
+        self.s.ib.placeOrder(trade.contract, trade.order)
+        self.modified += 1
+        return self.update(trade)
+
+    def _undo_refused_modify(self, trade: Trade, err: tuple[int, str]) -> None:
+        """ib_insync marked a working order Cancelled because its modification was refused:
+        the broker still works it at the old price, so say exactly that."""
+        order_id = trade.order.orderId
+        previous = [e.status for e in trade.log[:-1]
+                    if not e.errorCode and e.status not in _BROKER_DONE]
+        trade.orderStatus.status = previous[-1] if previous else "Submitted"
+        old_price = self._repricing.pop(order_id, None)
+        if old_price is not None:
+            trade.order.lmtPrice = old_price
+        self.modify_refused[order_id] = err
+        self.s.log.warning("modification of order %s (%s) refused by the broker (%s): %s; "
+                           "it keeps working unchanged", order_id, trade.order.orderRef, *err)
+        self.publish(update_from_trade(trade, err))
+        self.s.notify()
 
     async def cancel_and_confirm(self, order_id: int, timeout: float = 5.0) -> CancelOutcome:
         """Cancel and wait for the broker's final word on the order (see CancelResult)."""

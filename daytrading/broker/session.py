@@ -116,12 +116,35 @@ class Session:
 
     # --- contracts -------------------------------------------------------------------------
 
+    def known_contract(self, symbol: str) -> Contract | None:
+        """The stock contract the gateway already described for a position or an open
+        order of this connection, as a SMART-routed contract with its conId.
+
+        Why: every reqContractDetails counts against the ~45 messages a second the API
+        allows, so qualifying each held symbol again after a restart took seconds with
+        dozens of positions; the conId the gateway sent identifies the stock exactly.
+        """
+        described = [p.contract for p in self.ib.positions()]
+        described += [t.contract for t in self.ib.openTrades()]
+        for c in described:
+            if (c.symbol == symbol and c.secType == "STK" and c.conId
+                    and (c.currency or "USD") == "USD"):
+                stock = Stock(symbol, "SMART", "USD", conId=c.conId,
+                              primaryExchange=c.primaryExchange or "",
+                              localSymbol=c.localSymbol or "", tradingClass=c.tradingClass or "")
+                return stock
+        return None
+
     async def contract(self, symbol: str) -> Contract | None:
         """The qualified stock contract (SMART/USD), cached; None if IB does not know it."""
         key = symbol.strip().upper()
         cached = self.contracts.get(key)
         if cached is not None:
             return cached
+        known = self.known_contract(key)
+        if known is not None:
+            self.contracts[key] = known
+            return known
         self.require_ready(f"qualify {key}")
         stock = Stock(key, "SMART", "USD")
         try:
