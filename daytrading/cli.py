@@ -111,3 +111,16 @@ def refuse(error: ConfigError, prog: str | None = None, *, stream: TextIO | None
     out.write(f"{name}: {mask_secrets(str(error))}\n")
     out.flush()
     raise SystemExit(CONFIG_ERROR_EXIT_CODE) from None
+
+
+def add_sim_database_flag(parser: argparse.ArgumentParser) -> None:
+    """`--sim`: shorthand for `--mode sim`, i.e. the simulated sessions' database."""
+    parser.add_argument("--sim", action="store_true",
+                        help="the simulator's database (same as --mode sim)")
+
+
+def database_target(args: argparse.Namespace, settings: Settings) -> tuple[Path | None, bool]:
+    """Which database file a script means: (explicit path or None, sim?) from flags and config."""
+    path = settings.database.path or None
+    sim = bool(getattr(args, "sim", False)) or settings.broker.mode == "sim"
+    return (Path(path) if path else None), sim

@@ -10,7 +10,6 @@ close. Exit status: 0 done, 1 refused or failed (the message says why and what t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,25 +19,33 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import observability  # noqa: E402
+from daytrading.cli import (  # noqa: E402
+    add_sim_database_flag,
+    common_parser,
+    database_target,
+    settings_from_args,
+)
 from daytrading.errors import SuiteError  # noqa: E402
-from daytrading.settings import DatabaseSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Back up trading_history.db (online).")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, help="database file (default: trading_history.db)")
-    where.add_argument("--sim", action="store_true", help="the simulator's database")
+    parser = common_parser("backup_db.py", "Back up the suite database online into archive/.")
+    add_sim_database_flag(parser)
     parser.add_argument("--dest", type=Path, help="backup folder (default: archive/ beside it)")
-    parser.add_argument("--keep", type=int, default=DatabaseSettings().backup_keep,
-                        help="how many backups of this database to keep (default %(default)s)")
+    parser.add_argument("--keep", type=int, default=None,
+                        help="how many backups of this database to keep "
+                             "(default database.backup_keep = 14)")
     parser.add_argument("--checkpoint", action="store_true",
                         help="also run wal_checkpoint(TRUNCATE) after the backup")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
-    settings = DatabaseSettings(backup_keep=args.keep)
+    settings = settings_from_args(args)
+    db_path, sim = database_target(args, settings)
+    db_settings = settings.database
+    if args.keep is not None:
+        db_settings.backup_keep = args.keep
     try:
-        with observability.get_database(args.db, sim=args.sim, settings=settings,
+        with observability.get_database(db_path, sim=sim, settings=db_settings,
                                         process="backup_db") as db:
             path = db.backup(args.dest)
             checkpoint = db.checkpoint() if args.checkpoint else None

@@ -9,7 +9,6 @@ Exit status: 0 healthy, 1 problems found (listed), 2 the file does not exist.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import observability  # noqa: E402
+from daytrading.cli import (  # noqa: E402
+    add_sim_database_flag,
+    common_parser,
+    database_target,
+    settings_from_args,
+)
 from daytrading.errors import SuiteError  # noqa: E402
 
 
@@ -31,15 +36,15 @@ def _size(n: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check trading_history.db (read-only).")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, help="database file (default: trading_history.db)")
-    where.add_argument("--sim", action="store_true", help="the simulator's database")
+    parser = common_parser("check_db.py", "Check the suite database (read-only): integrity, WAL size, row counts.")
+    add_sim_database_flag(parser)
     parser.add_argument("--full", action="store_true", help="full integrity_check (slower)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    settings = settings_from_args(args)
+    db_path, sim = database_target(args, settings)
     try:
-        report = observability.inspect_database(args.db, sim=args.sim, full=args.full)
+        report = observability.inspect_database(db_path, sim=sim, full=args.full)
     except (SuiteError, ValueError) as exc:
         print(f"check_db: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,6 @@ listed PIDs are not the suite. Exit status: 0 restored, 1 refused or failed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,22 +21,28 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import observability  # noqa: E402
+from daytrading.cli import (  # noqa: E402
+    add_sim_database_flag,
+    common_parser,
+    database_target,
+    settings_from_args,
+)
 from daytrading.errors import SuiteError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Restore trading_history.db from a backup.")
+    parser = common_parser("restore_db.py", "Restore the suite database from a backup (refuses while suite processes run).")
+    add_sim_database_flag(parser)
     parser.add_argument("--from", dest="backup", type=Path, required=True,
                         help="the backup file to restore (see scripts/check_db.py)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, help="database file (default: trading_history.db)")
-    where.add_argument("--sim", action="store_true", help="the simulator's database")
     parser.add_argument("--force", action="store_true",
                         help="restore even if heartbeat PIDs look alive (dangerous)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    settings = settings_from_args(args)
+    db_path, sim = database_target(args, settings)
     try:
-        result = observability.restore_database(args.backup, args.db, sim=args.sim,
+        result = observability.restore_database(args.backup, db_path, sim=sim,
                                                 force=args.force)
     except (SuiteError, ValueError) as exc:
         print(f"restore_db: {exc}", file=sys.stderr)
