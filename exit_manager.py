@@ -12,12 +12,14 @@ not in `active_positions` are never touched. Ctrl+C stops it; positions stay at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
+from dataclasses import dataclass
 
-from daytrading.broker.api import ConnectionState
+from daytrading.broker.api import BrokerClient, ConnectionState
 from daytrading.cli import common_parser, settings_from_args
-from daytrading.errors import ConfigError
+from daytrading.heartbeats import encode_detail
 from daytrading.logs import setup_logging
 from daytrading.protection import PROCESS, Protector
 from daytrading.runtime import (
@@ -27,8 +29,10 @@ from daytrading.runtime import (
     install_stop_handlers,
     make_clock,
     open_database,
+    run_process,
     session_close_for,
     session_start_for,
+    wait_or_stop,
     warm_up_calendar,
 )
 from daytrading.settings import Settings
@@ -37,6 +41,8 @@ ROW_CHECK_SECONDS = 0.2  # PRAGMA data_version is cheap: adoption well within on
 TIMER_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # a failed reconciliation is tried again this soon
 STOP_GRACE_SECONDS = 5.0  # in-flight exits get this long at shutdown
+ACCOUNT_REFRESH_SECONDS = 30.0  # net liquidation for the dashboard: a slow-moving number
+ACCOUNT_TIMEOUT_SECONDS = 10.0
 
 
 async def run(settings: Settings, client_id: int) -> int:
@@ -64,6 +70,8 @@ async def run(settings: Settings, client_id: int) -> int:
             heartbeat.set("degraded", "broker disconnected; reconnecting")
 
     broker.on_state.append(on_state)
+    account = NetLiquidation()
+    account_task = asyncio.create_task(account.run(broker, stop))
     worker.submit(db.record_event, "process_start",
                   f"exit manager starting (client {client_id}, mode {settings.broker.mode}"
                   f"{', dry run' if settings.broker.dry_run else ''})", process=PROCESS)
@@ -104,13 +112,16 @@ async def run(settings: Settings, client_id: int) -> int:
                 if reconciled:
                     protector.tick_timer()
             pending = resync.is_set() or not reconciled
-            heartbeat.set(*_state(broker, protector, pending))  # written only on change
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=ROW_CHECK_SECONDS)
-            except TimeoutError:
-                pass
+            state, text = _state(broker, protector, pending)
+            # written at once when state or text change; new prices ride on the periodic beat
+            heartbeat.set(state, encode_detail(text, last_prices=protector.last_prices(),
+                                               net_liquidation=account.value))
+            await wait_or_stop(stop, ROW_CHECK_SECONDS)
         return 0
     finally:
+        account_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await account_task
         heartbeat.set("stopping")
         await protector.drain(STOP_GRACE_SECONDS)
         broker.on_state.remove(on_state)
@@ -122,6 +133,30 @@ async def run(settings: Settings, client_id: int) -> int:
         heartbeat.beat()
         worker.close()
         db.close()
+
+
+@dataclass(slots=True)
+class NetLiquidation:
+    """The account's net liquidation for the heartbeat (the supervisor has no broker).
+
+    Asked of the broker about every ACCOUNT_REFRESH_SECONDS in its own task, never on the
+    tick path; a failed request keeps the last value (it is a dashboard figure only).
+    """
+
+    value: float | None = None
+
+    async def run(self, broker: BrokerClient, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            delay = 1.0  # not connected yet: look again soon
+            if broker.state is ConnectionState.CONNECTED:
+                delay = ACCOUNT_REFRESH_SECONDS
+                try:
+                    snapshot = await asyncio.wait_for(broker.account(), ACCOUNT_TIMEOUT_SECONDS)
+                    if snapshot.net_liquidation is not None:
+                        self.value = snapshot.net_liquidation
+                except Exception as exc:  # noqa: BLE001 - keep protecting; try again later
+                    logging.getLogger(PROCESS).debug("net liquidation not refreshed: %s", exc)
+            await wait_or_stop(stop, delay)
 
 
 def _state(broker: object, protector: Protector, pending: bool) -> tuple[str, str]:
@@ -147,13 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(args)
     setup_logging(PROCESS, settings)
     client_id = args.client_id or settings.broker.exit_manager_client_id
-    try:
-        return asyncio.run(run(settings, client_id))
-    except ConfigError as exc:
-        print(f"exit_manager: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+    return run_process("exit_manager", run(settings, client_id))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time as walltime
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 from daytrading.clock import SimClock, WallClock, trading_date
 from daytrading.errors import ConfigError, TransientError
+from daytrading.heartbeats import code_version, decode_detail
 from daytrading.market_calendar import is_trading_day, session_open_close
 from daytrading.settings import PROJECT_ROOT, Settings
-from daytrading.supervision import code_version
 
 NEW_YORK_PREMARKET = time(4, 0)
 T = TypeVar("T")
@@ -155,7 +155,12 @@ class DbWorker:
 
 @dataclass(slots=True)
 class Heartbeat:
-    """Writes this process's state to the heartbeats table at least every `interval` seconds."""
+    """Writes this process's state to the heartbeats table at least every `interval` seconds.
+
+    The detail may carry numbers (`daytrading.heartbeats.encode_detail`). A change of state
+    or of the detail's text is written at once; a change of its numbers alone (prices move
+    on every tick) waits for the next periodic beat, so a busy tape adds no writes.
+    """
 
     db: Any
     process: str
@@ -164,10 +169,18 @@ class Heartbeat:
     interval: float = 1.0
     version: str = field(default_factory=lambda: code_version(PROJECT_ROOT))
     worker: DbWorker | None = None  # write through the process's database thread if given
+    _text: str = field(default="", init=False, repr=False)  # the detail's human text
+
+    def __post_init__(self) -> None:
+        self._text = decode_detail(self.detail).text
 
     def set(self, state: str, detail: str = "") -> None:
-        if state != self.state or detail != self.detail:
-            self.state, self.detail = state, detail
+        if state == self.state and detail == self.detail:
+            return
+        text = decode_detail(detail).text
+        urgent = state != self.state or text != self._text
+        self.state, self.detail, self._text = state, detail, text
+        if urgent:
             self.beat()
 
     def beat(self) -> None:
@@ -186,10 +199,17 @@ class Heartbeat:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.beat()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, self.interval)
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds`, waking early when `stop` is set (True then): a loop's pause that
+    never delays a shutdown."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def install_stop_handlers(stop: asyncio.Event, on_second: Callable[[], None] | None = None) -> None:
@@ -210,6 +230,18 @@ def install_stop_handlers(stop: asyncio.Event, on_second: Callable[[], None] | N
         signal.signal(sig, handler)
 
 
+def run_process(program: str, main: Coroutine[Any, Any, int]) -> int:
+    """Run a process's main coroutine with the exit codes the supervisor reads: 2 when the
+    configuration is refused (a restart would fail the same way), 0 after Ctrl+C."""
+    try:
+        return asyncio.run(main)
+    except ConfigError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
 async def connect_with_retry(broker: Any, stop: asyncio.Event, log: logging.Logger,
                              *, max_delay: float = 10.0) -> bool:
     """Connect until it works or we are told to stop. Configuration problems are not retried."""
@@ -222,10 +254,7 @@ async def connect_with_retry(broker: Any, stop: asyncio.Event, log: logging.Logg
             raise
         except Exception as exc:  # noqa: BLE001 - transient broker trouble: keep trying
             log.warning("broker connection failed (%s); retrying in %.1fs", exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, delay)
             delay = min(delay * 2, max_delay)
     return False
 

@@ -21,8 +21,9 @@ import psutil
 import pytest
 
 from daytrading.clock import SimClock
+from daytrading.heartbeats import HeartbeatDetail, decode_detail
 from ibsim.ctl import ctl_call
-from ibsim.testing import ServerHandle, start_server
+from ibsim.testing import ServerHandle, start_server, wait_until
 from observability import get_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,15 @@ CLIENT = 10
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
              what: str = "condition") -> Any:
     """Poll until predicate() is truthy and return its value; AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    seen: list[Any] = [None]
+
+    def ready() -> bool:
+        seen[0] = predicate()
+        return bool(seen[0])
+
+    if not wait_until(ready, timeout, interval):
+        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    return seen[0]
 
 
 class ExitManager:
@@ -161,6 +163,11 @@ class Rig:
             if beat["process"] == "exit_manager" and (pid is None or beat["pid"] == pid):
                 return beat
         return None
+
+    def heartbeat_detail(self, pid: int | None = None) -> HeartbeatDetail:
+        """The exit manager's heartbeat detail, decoded (text, last prices, net liquidation)."""
+        beat = self.heartbeat(pid)
+        return decode_detail(beat["detail"] if beat else None)
 
     # --- exit manager -------------------------------------------------------------------------
     def start(self, *extra: str, wait: bool = True, timeout: float = 30.0) -> ExitManager:

@@ -32,12 +32,19 @@ def test_refused_stop_falls_back_to_bot_mode_and_still_stops_out(rig_factory) ->
     assert rig.sold("AAPL") == 100 and rig.held("AAPL") == 0
 
 
-def test_target_fill_racing_a_market_exit_sells_exactly_once(rig_factory) -> None:
-    rig = rig_factory(stop_mode="broker")
-    rig.position("AAPL", 100, 100.0)
+def _protected_with_slow_cancels(rig_factory, stop_mode: str, symbol: str, quantity: int,
+                                 price: float, orders: int):
+    """A protected position whose cancels the broker confirms only after two seconds."""
+    rig = rig_factory(stop_mode=stop_mode)
+    rig.position(symbol, quantity, price)
     rig.start()
-    rig.wait_protected("AAPL", 2)
+    rig.wait_protected(symbol, orders)
     rig.ctl("delay-cancel", seconds=2.0)
+    return rig
+
+
+def test_target_fill_racing_a_market_exit_sells_exactly_once(rig_factory) -> None:
+    rig = _protected_with_slow_cancels(rig_factory, "broker", "AAPL", 100, 100.0, orders=2)
 
     rig.db.set_control("exit_all", True)  # a market exit: cancel both, then sell
     wait_for(lambda: any(o["status"] == "PendingCancel" for o in rig.orders("AAPL", working=True)),
@@ -54,11 +61,7 @@ def test_target_fill_racing_a_market_exit_sells_exactly_once(rig_factory) -> Non
 
 
 def test_stop_exit_racing_the_target_sells_exactly_once(rig_factory) -> None:
-    rig = rig_factory(stop_mode="bot")
-    rig.position("MSFT", 60, 200.0)
-    rig.start()
-    rig.wait_protected("MSFT", 1)
-    rig.ctl("delay-cancel", seconds=2.0)
+    rig = _protected_with_slow_cancels(rig_factory, "bot", "MSFT", 60, 200.0, orders=1)
 
     rig.hold("MSFT", 198.0)  # stop (198.20) crossed: the target order is repriced ...
     rig.hold("MSFT", 204.0)  # ... while the price jumps through the 203.60 target

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daytrading.heartbeats import decode_detail
+
 from .conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -88,7 +90,7 @@ def test_without_ticks_prices_are_flagged_stale_and_the_portfolio_price_still_st
     rig.wait_protected("MSFT", 1)
     beat = wait_for(lambda: (lambda b: b if b and b["state"] == "degraded" else None)(
         rig.heartbeat(em.pid)), 10, what="degraded heartbeat")
-    assert "stale prices: MSFT" in beat["detail"]
+    assert decode_detail(beat["detail"]).text == "stale prices: MSFT"
 
     rig.hold("MSFT", 197.0)  # below the 198.20 stop; only the portfolio updates carry it
     closed = rig.wait_closed("MSFT", timeout=15)

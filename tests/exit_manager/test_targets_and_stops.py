@@ -20,6 +20,15 @@ def test_target_hit_fills_at_the_broker_and_closes_with_pnl(rig_factory) -> None
     assert by_type["LMT"]["oca_group"] == by_type["STP"]["oca_group"] != ""
     assert by_type["LMT"]["tif"] == by_type["STP"]["tif"] == "GTC"
 
+    # the heartbeat carries the last price and the account's value for the dashboard
+    rig.hold("AAPL", 100.5)
+    detail = wait_for(lambda: (lambda d: d if d.last_prices.get("AAPL") == 100.5
+                               and d.net_liquidation else None)(rig.heartbeat_detail()),
+                      5, what="AAPL's last price and net liquidation in the heartbeat")
+    assert detail.text == "1 positions"
+    assert detail.net_liquidation == pytest.approx(
+        float(rig.state()["account"]["NetLiquidation"]), rel=0.01)
+
     rig.hold("AAPL", 102.0)
     closed = rig.wait_closed("AAPL")
 
