@@ -43,6 +43,8 @@ from daytrading.runtime import (
     install_stop_handlers,
     make_clock,
     open_database,
+    run_process,
+    wait_or_stop,
 )
 from daytrading.secrets import Secrets, load_secrets
 from daytrading.settings import Settings
@@ -159,10 +161,7 @@ async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
             if loop.time() >= next_status:
                 next_status = loop.time() + STATUS_SECONDS
                 heartbeat.set(*trader.status(clock.now()))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=LOOP_SECONDS)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, LOOP_SECONDS)
         return 0
     finally:
         heartbeat.set("stopping")
@@ -206,15 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         secrets = load_secrets()  # environment, then .env beside the code; never logged
         require_secrets(settings, secrets)
     setup_logging(PROCESS, settings)
-    logging.getLogger("ib_insync").setLevel(logging.WARNING)  # its INFO repeats every message
     client_id = args.client_id or settings.broker.day_trader_client_id
-    try:
-        return asyncio.run(run(settings, client_id, secrets))
-    except ConfigError as exc:
-        print(f"day_trader: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+    return run_process("day_trader", run(settings, client_id, secrets))
 
 
 if __name__ == "__main__":
