@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from daytrading.backoff import BackoffPolicy
 from daytrading.errors import ConfigError
@@ -76,6 +76,20 @@ class ChildSpec:
             )
 
 
+def _shared_spec_fields(settings: Settings, script: str, python: str, root: Path,
+                       extra_args: Sequence[str], log_path: Path | None) -> dict[str, Any]:
+    """What both children get from the supervisor settings."""
+    sup = settings.supervisor
+    return dict(
+        argv=(python, str(root / script), *extra_args), cwd=root,
+        heartbeat_timeout_seconds=sup.heartbeat_timeout_seconds,
+        first_heartbeat_timeout_seconds=sup.first_heartbeat_timeout_seconds,
+        crash_window_seconds=sup.crash_window_seconds,
+        stop_grace_seconds=sup.stop_grace_seconds, kill_grace_seconds=sup.kill_grace_seconds,
+        log_path=log_path,
+    )
+
+
 def exit_manager_spec(
     settings: Settings,
     *,
@@ -88,22 +102,15 @@ def exit_manager_spec(
     sup = settings.supervisor
     return ChildSpec(
         name="exit_manager",
-        argv=(python, str(root / "exit_manager.py"), *extra_args),
         policy=RestartPolicy.ALWAYS,
-        cwd=root,
         ready_states=EXIT_MANAGER_READY_STATES,
-        heartbeat_timeout_seconds=sup.heartbeat_timeout_seconds,
-        first_heartbeat_timeout_seconds=sup.first_heartbeat_timeout_seconds,
-        crash_window_seconds=sup.crash_window_seconds,
         crash_loop_threshold=sup.exit_manager_crash_loop_threshold,
         crash_loop_backoff=BackoffPolicy(
             initial_seconds=sup.backoff_initial_seconds,
             max_seconds=sup.exit_manager_backoff_max_seconds,
         ),
         restart_on_clean_exit=True,
-        stop_grace_seconds=sup.stop_grace_seconds,
-        kill_grace_seconds=sup.kill_grace_seconds,
-        log_path=log_path,
+        **_shared_spec_fields(settings, "exit_manager.py", python, root, extra_args, log_path),
     )
 
 
@@ -119,22 +126,15 @@ def day_trader_spec(
     sup = settings.supervisor
     return ChildSpec(
         name="day_trader",
-        argv=(python, str(root / "day_trader.py"), *extra_args),
         policy=RestartPolicy.CAPPED,
-        cwd=root,
         ready_states=DAY_TRADER_RUNNING_STATES,
         depends_on="exit_manager",
-        heartbeat_timeout_seconds=sup.heartbeat_timeout_seconds,
-        first_heartbeat_timeout_seconds=sup.first_heartbeat_timeout_seconds,
         max_restarts=sup.day_trader_max_restarts,
-        crash_window_seconds=sup.crash_window_seconds,
         backoff=BackoffPolicy(
             initial_seconds=sup.backoff_initial_seconds, max_seconds=sup.backoff_max_seconds
         ),
         restart_on_clean_exit=False,
-        stop_grace_seconds=sup.stop_grace_seconds,
-        kill_grace_seconds=sup.kill_grace_seconds,
-        log_path=log_path,
+        **_shared_spec_fields(settings, "day_trader.py", python, root, extra_args, log_path),
     )
 
 
