@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _procs import remove_or_keep, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -99,25 +99,6 @@ def role_baseline(port: int, symbols: list[str]) -> None:
 
 
 # ------------------------------------------------------------------ driver
-def spawn(args: list[str], out: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, *args], cwd=str(ROOT), env=env,
-                            stdout=out.open("wb"), stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    import psutil
-
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        p = psutil.Process(proc.pid)
-        p.terminate()
-        p.wait(10)
-    except psutil.TimeoutExpired:
-        p.kill()
-    except psutil.NoSuchProcess:
-        pass
 
 
 def wait(pred: Any, timeout: float, what: str) -> Any:
@@ -248,10 +229,7 @@ def main() -> int:
         for p in reversed(procs):
             stop(p)
         sim.stop()
-        if ns.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_or_keep(tmp, ns.keep)
 
 
 if __name__ == "__main__":

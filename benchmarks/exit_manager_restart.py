@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _procs import remove_or_keep, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,26 +59,6 @@ def role_floor(port: int) -> None:
     asyncio.run(connect())
 
 
-def spawn(args: list[str], out: Path | int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    stdout = out.open("wb") if isinstance(out, Path) else out
-    return subprocess.Popen([sys.executable, *args], cwd=str(ROOT), env=env, stdout=stdout,
-                            stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    import psutil
-
-    if proc.poll() is not None:
-        return
-    try:
-        p = psutil.Process(proc.pid)
-        p.terminate()
-        p.wait(10)
-    except psutil.TimeoutExpired:
-        p.kill()
-    except psutil.NoSuchProcess:
-        pass
 
 
 def main() -> int:
@@ -209,10 +189,7 @@ def main() -> int:
         if current is not None:
             stop(current)
         sim.stop()
-        if ns.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_or_keep(tmp, ns.keep)
 
 
 if __name__ == "__main__":
