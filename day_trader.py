@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from daytrading.broker.api import ConnectionState
-from daytrading.cli import common_parser, exit_on_config_error, overrides_from_args
-from daytrading.config import load_settings, require_secrets
-from daytrading.entries import PROCESS
-from daytrading.errors import ConfigError
-from daytrading.logs import setup_logging
-from daytrading.runtime import (
+from daytrading.config.cli_flags import common_parser, exit_on_config_error, overrides_from_args
+from daytrading.config.loader import load_settings, require_secrets
+from daytrading.config.secrets import Secrets, load_secrets
+from daytrading.config.settings import Settings
+from daytrading.core.errors import ConfigError
+from daytrading.entries.pipeline import PROCESS
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.runtime.process import (
     Heartbeat,
     connect_with_retry,
     install_stop_handlers,
@@ -46,8 +48,6 @@ from daytrading.runtime import (
     run_process,
     wait_or_stop,
 )
-from daytrading.secrets import Secrets, load_secrets
-from daytrading.settings import Settings
 
 LOOP_SECONDS = 0.25
 STATUS_SECONDS = 1.0
@@ -104,10 +104,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
     from daytrading.broker.ib_client import IBClient
     from daytrading.broker.pacing import HistoricalPacer, MonotonicClock
-    from daytrading.llm_scoring import LlmScorer
+    from daytrading.entries.llm_scoring import LlmScorer
+    from daytrading.entries.trading_loop import DayTrader
+    from daytrading.entries.watchlist import HistoryBudget, warmup_requests
     from daytrading.scanner import build_scanner
-    from daytrading.trader import DayTrader
-    from daytrading.watchlist_state import HistoryBudget, warmup_requests
 
     log = logging.getLogger(PROCESS)
     stop = asyncio.Event()
@@ -193,7 +193,7 @@ def history_summary(pacer_stats: Mapping[str, float],
 
 
 def _today(clock: object):  # -> date
-    from daytrading.clock import trading_date
+    from daytrading.core.clock import trading_date
 
     return trading_date(clock.now())  # type: ignore[attr-defined]
 

@@ -18,11 +18,11 @@ import sys
 from dataclasses import dataclass
 
 from daytrading.broker.api import BrokerClient, ConnectionState
-from daytrading.cli import common_parser, settings_from_args
-from daytrading.heartbeats import encode_detail
-from daytrading.logs import setup_logging
-from daytrading.protection import PROCESS, Protector
-from daytrading.runtime import (
+from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.exits.manager import PROCESS, Protector
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.runtime.process import (
     DbWorker,
     Heartbeat,
     connect_with_retry,
@@ -35,7 +35,7 @@ from daytrading.runtime import (
     wait_or_stop,
     warm_up_calendar,
 )
-from daytrading.settings import Settings
+from daytrading.supervision.heartbeats import encode_detail
 
 ROW_CHECK_SECONDS = 0.2  # PRAGMA data_version is cheap: adoption well within one second
 TIMER_SECONDS = 1.0

@@ -23,7 +23,7 @@ the rules that keep money safe live in one place:
 
 Error contract: bad arguments (unknown exit reason, unknown control name, a naive
 datetime, a negative quantity...) raise ValueError before anything is written; refusals
-that protect positions raise the typed errors of daytrading.errors or the OperationalError
+that protect positions raise the typed errors of daytrading.core.errors or the OperationalError
 subclasses defined here (IntentTransitionError, IntentNotFoundError,
 ClosedPositionConflictError, OpenIntentExistsError, DatabaseClosedError).
 """
@@ -38,9 +38,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from daytrading.clock import WallClock
-from daytrading.errors import CorruptDatabaseError
-from daytrading.settings import DatabaseSettings
+from daytrading.config.settings import DatabaseSettings
+from daytrading.core.clock import WallClock
+from daytrading.core.errors import CorruptDatabaseError
+from daytrading.core.types import ExitReason
 from daytrading.storage import connection, fills, intents, journal, maintenance, positions, schema
 from daytrading.storage.exceptions import (
     ClosedPositionConflictError,
@@ -52,7 +53,6 @@ from daytrading.storage.exceptions import (
 from daytrading.storage.journal import Actor, Stamp
 from daytrading.storage.maintenance import default_path
 from daytrading.storage.values import as_date_text, ny_date, utc_iso
-from daytrading.types import ExitReason
 
 __all__ = [
     "ClosedPositionConflictError",
@@ -219,7 +219,7 @@ class Database:
 
         pnl_pct = (exit - entry) / entry * 100; pnl_usd = (exit - entry) * quantity - commission
         (long positions). close_date is the New York date of exit_timestamp (default: now).
-        exit_reason must be a daytrading.types.ExitReason (or its value), else ValueError.
+        exit_reason must be a daytrading.core.types.ExitReason (or its value), else ValueError.
         Raises PositionNotFoundError when the symbol is not active, and
         ClosedPositionConflictError (active row kept) if it already closed that date.
         """

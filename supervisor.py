@@ -27,26 +27,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daytrading.alerts import Alert, AlertSender, needs_attention_alert
-from daytrading.cli import common_parser, exit_on_config_error, settings_from_args
-from daytrading.clock import SimClock, WallClock, trading_date
-from daytrading.config import resolve_path
-from daytrading.dashboard import prefers_ascii, render_dashboard
-from daytrading.day_cycle import CyclePlan, plan_cycle
-from daytrading.errors import ConfigError, OperationalError
-from daytrading.instance_lock import InstanceLock, InstanceLockedError
-from daytrading.logs import setup_logging
-from daytrading.market_calendar import session_open_close
-from daytrading.schedule import Phase, ScheduleState, schedule_state_for
-from daytrading.settings import PROJECT_ROOT, Settings
-from daytrading.sim_session import (
-    SimGateway,
-    pick_sim_date,
-    sim_database_path,
-    sim_start,
-    start_ibsim,
-)
-from daytrading.supervision import (
+from daytrading.config.cli_flags import common_parser, exit_on_config_error, settings_from_args
+from daytrading.config.loader import resolve_path
+from daytrading.config.settings import PROJECT_ROOT, Settings
+from daytrading.core.clock import SimClock, WallClock, trading_date
+from daytrading.core.errors import ConfigError, OperationalError
+from daytrading.core.market_calendar import session_open_close
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.supervision.alerts import Alert, AlertSender, needs_attention_alert
+from daytrading.supervision.dashboard import prefers_ascii, render_dashboard
+from daytrading.supervision.day_cycle import CyclePlan, plan_cycle
+from daytrading.supervision.instance_lock import InstanceLock, InstanceLockedError
+from daytrading.supervision.process_supervisor import (
     ProcessSupervisor,
     SupervisionEvent,
     day_trader_spec,
@@ -54,7 +46,15 @@ from daytrading.supervision import (
     kill_process_tree,
     orphaned_children,
 )
-from daytrading.supervisor_view import build_snapshot, day_summary, status_line
+from daytrading.supervision.schedule import Phase, ScheduleState, schedule_state_for
+from daytrading.supervision.sim_session import (
+    SimGateway,
+    pick_sim_date,
+    sim_database_path,
+    sim_start,
+    start_ibsim,
+)
+from daytrading.supervision.view import build_snapshot, day_summary, status_line
 
 PROCESS = "supervisor"
 CHILD_SCRIPTS = {"exit_manager": "exit_manager.py", "day_trader": "day_trader.py"}
@@ -473,7 +473,7 @@ def _run(args: argparse.Namespace) -> int:
         settings, child_args, gateway, clock, day = _prepare(args)
         dashboard = not args.no_dashboard
         setup_logging(PROCESS, settings, console=not dashboard, clock=clock)
-        from daytrading.runtime import open_database
+        from daytrading.runtime.process import open_database
 
         db = open_database(settings, clock)
         logs = _child_logs(settings, dashboard)
@@ -545,7 +545,7 @@ def _newest_event_id(db: Any) -> int:
 
 def _alert_sender(settings: Settings) -> AlertSender:
     """The webhook URL from the environment or .env (a secret: never logged)."""
-    from daytrading.secrets import load_secrets
+    from daytrading.config.secrets import load_secrets
 
     secrets = load_secrets()
     return AlertSender(secrets.alert_webhook_url, fmt=settings.alerts.webhook_format,

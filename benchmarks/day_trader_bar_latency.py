@@ -28,13 +28,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daytrading.broker.api import ConnectionState  # noqa: E402
-from daytrading.indicators import IndicatorSet  # noqa: E402
+from daytrading.config.settings import Settings  # noqa: E402
+from daytrading.core.types import Bar  # noqa: E402
+from daytrading.entries.trading_loop import DayTrader  # noqa: E402
 from daytrading.scanner import Scanner  # noqa: E402
 from daytrading.scanner.base import Candidate, ScanResult  # noqa: E402
-from daytrading.settings import Settings  # noqa: E402
-from daytrading.signals import decide_entry  # noqa: E402
-from daytrading.trader import DayTrader  # noqa: E402
-from daytrading.types import Bar  # noqa: E402
+from daytrading.strategy.entry_signals import decide_entry  # noqa: E402
+from daytrading.strategy.indicators import IndicatorSet  # noqa: E402
 from observability import get_database  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
@@ -116,7 +116,7 @@ async def through_trader(data: dict[str, list[Bar]], closes: int, warm: int, dry
     broker = _Broker()
     trader = DayTrader(db, broker, _Clock(), cfg, scanner=Scanner(cfg, _NoSource()),
                        dry_run=dry_run)
-    from daytrading.watchlist_state import WatchedSymbol
+    from daytrading.entries.watchlist import WatchedSymbol
 
     for sym, bars in data.items():
         w = WatchedSymbol(sym, Candidate(sym), IndicatorSet(sym, cfg.strategy), live=True)

@@ -56,7 +56,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 def _is_lock_error(exc: BaseException) -> bool:
-    from daytrading.errors import TransientError
+    from daytrading.core.errors import TransientError
 
     return isinstance(exc, TransientError) or "locked" in str(exc).lower()
 
@@ -90,7 +90,7 @@ def bare_worker(db: Path, start_at: float, seconds: float) -> dict[str, Any]:
 
 def suite_worker(db: Path, start_at: float, seconds: float, index: int) -> dict[str, Any]:
     import observability
-    from daytrading.errors import PositionExistsError, PositionNotFoundError
+    from daytrading.core.errors import PositionExistsError, PositionNotFoundError
 
     observability.set_process_name(f"bench{index}")
     database = observability.get_database(db)

@@ -26,11 +26,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daytrading.decisions import EntryDecision  # noqa: E402
-from daytrading.indicators import IndicatorSet, market_state_batch  # noqa: E402
-from daytrading.settings import StrategySettings  # noqa: E402
-from daytrading.signals import STRATEGIES, decide_entry  # noqa: E402
-from daytrading.types import Bar  # noqa: E402
+from daytrading.config.settings import StrategySettings  # noqa: E402
+from daytrading.core.decisions import EntryDecision  # noqa: E402
+from daytrading.core.types import Bar  # noqa: E402
+from daytrading.strategy.entry_signals import STRATEGIES, decide_entry  # noqa: E402
+from daytrading.strategy.indicators import IndicatorSet, market_state_batch  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 BARS_PER_SESSION = 780  # 09:30-16:00 in 30-second bars

@@ -127,7 +127,7 @@ def main() -> int:
         role_baseline(ns.port, ns.symbols.split(","))
         return 0
 
-    from daytrading.clock import SimClock
+    from daytrading.core.clock import SimClock
     from ibsim.ctl import ctl_call
     from ibsim.testing import start_server
     from observability import get_database

@@ -46,8 +46,8 @@ def role_floor(port: int) -> None:
 
     import exit_manager  # noqa: F401 - the same import cost as the real process
     from daytrading.broker.ib_client import IBClient
-    from daytrading.runtime import warm_up_calendar
-    from daytrading.settings import BrokerSettings
+    from daytrading.config.settings import BrokerSettings
+    from daytrading.runtime.process import warm_up_calendar
 
     async def connect() -> None:
         warm_up_calendar(__import__("datetime").datetime.now(__import__("datetime").UTC))
@@ -75,7 +75,7 @@ def main() -> int:
 
     import psutil
 
-    from daytrading.clock import SimClock
+    from daytrading.core.clock import SimClock
     from ibsim.ctl import ctl_call
     from ibsim.testing import start_server
     from observability import get_database

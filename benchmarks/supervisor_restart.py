@@ -37,8 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daytrading.child_process import kill_process_tree  # noqa: E402
-from daytrading.supervision import (  # noqa: E402
+from daytrading.supervision.child_process import kill_process_tree  # noqa: E402
+from daytrading.supervision.process_supervisor import (  # noqa: E402
     DAY_TRADER_RUNNING_STATES,
     EXIT_MANAGER_READY_STATES,
 )

@@ -18,13 +18,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import observability  # noqa: E402
-from daytrading.cli import (  # noqa: E402
+from daytrading.config.cli_flags import (  # noqa: E402
     add_sim_database_flag,
     common_parser,
     database_target,
     settings_from_args,
 )
-from daytrading.errors import SuiteError  # noqa: E402
+from daytrading.core.errors import SuiteError  # noqa: E402
 
 
 def _size(n: int) -> str:

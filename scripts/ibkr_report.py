@@ -26,25 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.text import Text  # noqa: E402
 
-from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, settings_from_args  # noqa: E402
-from daytrading.clock import trading_date  # noqa: E402
-from daytrading.errors import ConfigError  # noqa: E402
-from daytrading.liquidation import (  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
+from daytrading.config.settings import Settings  # noqa: E402
+from daytrading.core.clock import trading_date  # noqa: E402
+from daytrading.core.errors import ConfigError  # noqa: E402
+from daytrading.operations import tables  # noqa: E402
+from daytrading.operations.liquidation import (  # noqa: E402
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.logs import setup_logging  # noqa: E402
-from daytrading.reports import (  # noqa: E402
+from daytrading.operations.reports import (  # noqa: E402
     Fill,
     fill_from_report,
     fill_from_row,
     fills_by_symbol,
     fills_totals,
 )
-from daytrading.runtime import session_start_for  # noqa: E402
-from daytrading.settings import Settings  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging  # noqa: E402
+from daytrading.runtime.process import session_start_for  # noqa: E402
 
 PROG = "ibkr_report.py"
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.text import Text  # noqa: E402
 
-from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, settings_from_args  # noqa: E402
-from daytrading.liquidation import (  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
+from daytrading.operations import tables  # noqa: E402
+from daytrading.operations.liquidation import (  # noqa: E402
     LiquidationPlan,
     LiquidationResult,
     Liquidator,
@@ -36,8 +36,8 @@ from daytrading.liquidation import (  # noqa: E402
     open_operator_db,
     operator_clock,
 )
-from daytrading.logs import setup_logging  # noqa: E402
-from daytrading.reports import owner_of  # noqa: E402
+from daytrading.operations.reports import owner_of  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging  # noqa: E402
 
 UNREACHABLE_HINT = (
     "If the gateway cannot be reached, close the positions in TWS or the IBKR mobile app, "

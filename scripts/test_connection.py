@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.text import Text  # noqa: E402
 
-from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, refuse, settings_from_args  # noqa: E402
-from daytrading.errors import ConfigError, SuiteError  # noqa: E402
-from daytrading.logs import setup_logging  # noqa: E402
-from daytrading.settings import Settings  # noqa: E402
+from daytrading.config.cli_flags import common_parser, refuse, settings_from_args  # noqa: E402
+from daytrading.config.settings import Settings  # noqa: E402
+from daytrading.core.errors import ConfigError, SuiteError  # noqa: E402
+from daytrading.operations import tables  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging  # noqa: E402
 
 PROG = "test_connection.py"
 DEFAULT_CLIENT_ID = 99
@@ -237,7 +237,7 @@ async def _check_clock(report: Report, client: Any, settings: Settings) -> None:
         report.add("Clock", WARN, f"server time not received: {exc}")
         return
     if settings.broker.mode == "sim":
-        from daytrading.clock import SimClock
+        from daytrading.core.clock import SimClock
 
         local = SimClock.from_ibsim(settings.broker.host, settings.broker.port).now()
         source = "the simulated clock"

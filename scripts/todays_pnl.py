@@ -18,12 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.text import Text  # noqa: E402
 
-from daytrading import tables  # noqa: E402
-from daytrading.cli import common_parser, settings_from_args  # noqa: E402
-from daytrading.clock import trading_date  # noqa: E402
-from daytrading.liquidation import clock_note, open_operator_db, operator_clock  # noqa: E402
-from daytrading.reports import ClosedTrade, DaySummary, summarize, trades_from_rows  # noqa: E402
-from daytrading.settings import Settings  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
+from daytrading.config.settings import Settings  # noqa: E402
+from daytrading.core.clock import trading_date  # noqa: E402
+from daytrading.operations import tables  # noqa: E402
+from daytrading.operations.liquidation import clock_note, open_operator_db, operator_clock  # noqa: E402
+from daytrading.operations.reports import ClosedTrade, DaySummary, summarize, trades_from_rows  # noqa: E402
 
 PROG = "todays_pnl.py"
 

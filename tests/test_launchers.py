@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 
 # launcher -> the script it runs (relative to the project folder, Windows separators)
 LAUNCHERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from daytrading.settings import PROJECT_ROOT
+from daytrading.config.settings import PROJECT_ROOT
 
 
 def _fenced_commands(text: str) -> list[str]:

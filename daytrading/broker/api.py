@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from daytrading.types import Bar, Quote
+from daytrading.core.types import Bar, Quote
 
 
 class ConnectionState(StrEnum):

@@ -11,7 +11,7 @@ warning list (wrapper.py). Sets may overlap; `classify` checks them in a fixed p
 
 from __future__ import annotations
 
-from daytrading.errors import ConfigError, OperationalError, SuiteError, TransientError
+from daytrading.core.errors import ConfigError, OperationalError, SuiteError, TransientError
 
 # --- code groups -------------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from daytrading.broker.codes import (
     ClientIdInUseError,
 )
 from daytrading.broker.session import Session
-from daytrading.errors import ConfigError
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
+from daytrading.core.errors import ConfigError
 
 MODES = ("sim", "paper", "live")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

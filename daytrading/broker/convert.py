@@ -17,7 +17,7 @@ from ib_insync.objects import BarData, RealTimeBar
 
 from daytrading.broker.api import FillReport, OrderRequest, OrderStatus, OrderUpdate
 from daytrading.broker.codes import CANCEL_REJECTIONS, OrderRejectedError, is_warning
-from daytrading.types import Bar, Quote
+from daytrading.core.types import Bar, Quote
 
 NEW_YORK = ZoneInfo("America/New_York")
 

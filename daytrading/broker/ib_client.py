@@ -26,7 +26,6 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from daytrading.backoff import BackoffPolicy
 from daytrading.broker.api import (
     AccountSnapshot,
     BrokerPosition,
@@ -44,9 +43,10 @@ from daytrading.broker.orders import OrderManager
 from daytrading.broker.pacing import HistoricalPacer
 from daytrading.broker.reconcile import BrokerQueries
 from daytrading.broker.session import Clock, Session
-from daytrading.errors import ConfigError
-from daytrading.settings import BrokerSettings
-from daytrading.types import Bar, Quote
+from daytrading.config.settings import BrokerSettings
+from daytrading.core.backoff import BackoffPolicy
+from daytrading.core.errors import ConfigError
+from daytrading.core.types import Bar, Quote
 
 _RESYNC_TIMEOUT_FLOOR = 5.0
 

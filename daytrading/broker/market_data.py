@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from ib_insync import Contract, RealTimeBarList, Ticker
 
-from daytrading.bars import BarAggregator
 from daytrading.broker.codes import DATA, PACING, MarketDataError, PacingError, error_for
 from daytrading.broker.convert import (
     bar_from_history,
@@ -24,7 +23,8 @@ from daytrading.broker.convert import (
 )
 from daytrading.broker.pacing import HistoricalPacer
 from daytrading.broker.session import Session
-from daytrading.types import Bar, Quote
+from daytrading.core.types import Bar, Quote
+from daytrading.strategy.bars import BarAggregator
 
 REALTIME_BAR_SECONDS = 5  # the only size IB streams
 QUEUED_LOG_SECONDS = 5.0  # a history request that waited this long (wall) is logged

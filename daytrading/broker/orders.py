@@ -50,7 +50,7 @@ from daytrading.broker.convert import (
     update_from_trade,
 )
 from daytrading.broker.session import Session
-from daytrading.rate_limit import RateLimiter
+from daytrading.core.rate_limit import RateLimiter
 
 _BROKER_DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 _NOT_ACKED = frozenset({"", "PendingSubmit", "ApiPending"})

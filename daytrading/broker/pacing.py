@@ -3,7 +3,7 @@
 IB answers error 162 (and may drop the connection) when historical requests break its
 pacing rules. This queue delays each request until the rules allow it. It is pure apart
 from the injectable clock (tests pass a fake one whose sleep advances time instantly).
-The order-rate limit is daytrading.rate_limit.RateLimiter (a token bucket), used by orders.py.
+The order-rate limit is daytrading.core.rate_limit.RateLimiter (a token bucket), used by orders.py.
 
 Historical rules (https://interactivebrokers.github.io/tws-api/historical_limitations.html):
 - no identical request within 15 seconds;

@@ -1,6 +1,6 @@
 """Broker evidence for reconciliation: positions, executions, account, time, scanner.
 
-The processes reconcile their database against what the broker says (daytrading/reconcile.py
+The processes reconcile their database against what the broker says (daytrading/exits/reconcile_plan.py
 decides; this module only fetches and translates). Positions and account values are kept
 live by ib_insync after connecting, so reading them needs no request.
 """

@@ -17,7 +17,7 @@ from ib_insync import IB, Contract, Stock
 
 from daytrading.broker.api import ConnectionState
 from daytrading.broker.codes import BrokerConnectError
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
 
 
 class Clock(Protocol):

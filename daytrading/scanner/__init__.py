@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daytrading.errors import ConfigError
+from daytrading.config.settings import PROJECT_ROOT, ScannerSettings, Settings
+from daytrading.core.errors import ConfigError
 from daytrading.scanner.base import (
     Candidate,
     ScanResult,
@@ -42,7 +43,6 @@ from daytrading.scanner.validate import (
     check_price_volume,
     validate_candidates,
 )
-from daytrading.settings import PROJECT_ROOT, ScannerSettings, Settings
 
 __all__ = [
     "Candidate",
@@ -230,7 +230,7 @@ def build_scanner(
 ) -> Scanner:
     """The Scanner that [scanner] source asks for, with the watchlist file as fallback.
 
-    `polygon_api_key`: a daytrading.secrets.Secret (load_secrets().polygon_api_key) or text;
+    `polygon_api_key`: a daytrading.config.secrets.Secret (load_secrets().polygon_api_key) or text;
     default: POLYGON_API_KEY from `environ` (os.environ). `history_budget`: how many
     historical requests the IB source may send now (the day trader's share of IB's pacing
     budget); None: unbudgeted. Raises ConfigError for an unknown source, a missing

@@ -28,9 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daytrading.errors import ConfigError
+from daytrading.config.settings import PROJECT_ROOT, ScannerSettings
+from daytrading.core.errors import ConfigError
 from daytrading.scanner.base import Candidate, ScanResult, WarningEvent
-from daytrading.settings import PROJECT_ROOT, ScannerSettings
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 

@@ -39,7 +39,9 @@ from statistics import fmean
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from daytrading.rate_limit import RateLimiter
+from daytrading.config.settings import ScannerSettings
+from daytrading.core.rate_limit import RateLimiter
+from daytrading.core.types import Bar
 from daytrading.scanner.base import (
     Candidate,
     ScanResult,
@@ -48,8 +50,6 @@ from daytrading.scanner.base import (
     rank_candidates,
     relative_volume,
 )
-from daytrading.settings import ScannerSettings
-from daytrading.types import Bar
 
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_SCAN_CODES = ("TOP_PERC_GAIN", "HOT_BY_VOLUME")

@@ -17,7 +17,7 @@ an `ok=False` ScanResult; the Scanner facade then falls back. Nothing here raise
 time.
 
 The API key comes from the environment (POLYGON_API_KEY), or is handed in as the Secret that
-daytrading.secrets.load_secrets() read from the environment or .env; it is never logged or
+daytrading.config.secrets.load_secrets() read from the environment or .env; it is never logged or
 put in a message. Without it the constructor raises ConfigError naming the variable and the
 fix.
 
@@ -46,8 +46,10 @@ from polygon import RESTClient
 from polygon.exceptions import BadResponse
 from polygon.rest.models import PreviousCloseAgg, TickerSnapshot
 
-from daytrading.errors import ConfigError, TransientError
-from daytrading.rate_limit import RateLimiter, backoff_delay, parse_retry_after
+from daytrading.config.secrets import Secret, mask_secrets
+from daytrading.config.settings import ScannerSettings
+from daytrading.core.errors import ConfigError, TransientError
+from daytrading.core.rate_limit import RateLimiter, backoff_delay, parse_retry_after
 from daytrading.scanner.base import (
     Candidate,
     ScanResult,
@@ -56,8 +58,6 @@ from daytrading.scanner.base import (
     rank_candidates,
     relative_volume,
 )
-from daytrading.secrets import Secret, mask_secrets
-from daytrading.settings import ScannerSettings
 
 ENV_KEY = "POLYGON_API_KEY"
 MAX_BACKOFF_SECONDS = 120.0  # never park the scanner longer on one Retry-After
@@ -79,7 +79,7 @@ class PolygonSource:
         max_429_retries: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if api_key is not None:  # e.g. daytrading.secrets.load_secrets().polygon_api_key
+        if api_key is not None:  # e.g. daytrading.config.secrets.load_secrets().polygon_api_key
             key = (api_key.reveal() if isinstance(api_key, Secret) else str(api_key)).strip()
         else:
             env = os.environ if environ is None else environ

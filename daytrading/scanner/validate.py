@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from daytrading.config.settings import ScannerSettings
 from daytrading.scanner.base import Candidate, WarningEvent, gap_pct
-from daytrading.settings import ScannerSettings
 
 Qualify = Callable[[str], Awaitable[bool]]
 # symbol -> an object with .price and .volume (a types.Quote, a Candidate) or None;

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from daytrading.errors import ConfigError, OperationalError, TransientError
+from daytrading.core.errors import ConfigError, OperationalError, TransientError
 from daytrading.storage.exceptions import DatabaseClosedError
 
 T = TypeVar("T")

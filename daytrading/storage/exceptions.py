@@ -1,13 +1,13 @@
 """Database-specific refinements of the suite's error classes (re-exported by observability).
 
-They subclass daytrading.errors.OperationalError because the reaction is the same: this is
+They subclass daytrading.core.errors.OperationalError because the reaction is the same: this is
 not fixed by retrying; stop the affected work and alert. The subclass lets a caller that
 expects a particular race (a late broker status, a duplicate close) catch exactly that.
 """
 
 from __future__ import annotations
 
-from daytrading.errors import OperationalError
+from daytrading.core.errors import OperationalError
 
 
 class IntentNotFoundError(OperationalError):

@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil
 
-from daytrading.errors import ConfigError, CorruptDatabaseError, OperationalError
-from daytrading.settings import PROJECT_ROOT, DatabaseSettings
+from daytrading.config.settings import PROJECT_ROOT, DatabaseSettings
+from daytrading.core.errors import ConfigError, CorruptDatabaseError, OperationalError
 from daytrading.storage import schema
 from daytrading.storage.connection import connect, header_problem, is_corrupt
 

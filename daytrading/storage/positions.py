@@ -12,7 +12,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from daytrading.errors import PositionExistsError, PositionNotFoundError
+from daytrading.core.errors import PositionExistsError, PositionNotFoundError
+from daytrading.core.types import ExitReason
 from daytrading.storage import intents
 from daytrading.storage.exceptions import ClosedPositionConflictError, IntentTransitionError
 from daytrading.storage.journal import Stamp, append_event
@@ -30,7 +31,6 @@ from daytrading.storage.values import (
     symbol_text,
     utc_iso,
 )
-from daytrading.types import ExitReason
 
 UPDATABLE_FIELDS = (
     "quantity",
@@ -44,7 +44,7 @@ UPDATABLE_FIELDS = (
 
 
 def exit_reason_text(reason: ExitReason | str) -> str:
-    """The one vocabulary (daytrading.types.ExitReason); anything else is a ValueError."""
+    """The one vocabulary (daytrading.core.types.ExitReason); anything else is a ValueError."""
     try:
         return ExitReason(reason).value
     except ValueError as exc:

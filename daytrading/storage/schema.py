@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from daytrading.errors import SchemaTooNewError
+from daytrading.core.errors import SchemaTooNewError
 
 OPEN_INTENT_STATUSES = ("PENDING", "SUBMITTED")
 INTENT_STATUSES = ("PENDING", "SUBMITTED", "FILLED", "CANCELLED", "REJECTED")

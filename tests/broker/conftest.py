@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
 
 T = TypeVar("T")
 

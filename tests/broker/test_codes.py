@@ -17,7 +17,7 @@ from daytrading.broker.codes import (
     error_for,
     is_warning,
 )
-from daytrading.errors import ConfigError, OperationalError, TransientError
+from daytrading.core.errors import ConfigError, OperationalError, TransientError
 
 
 @pytest.mark.parametrize(

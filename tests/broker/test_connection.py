@@ -6,8 +6,8 @@ import pytest
 
 from daytrading.broker.codes import AccountModeError
 from daytrading.broker.connection import check_account, check_settings, choose_account
-from daytrading.errors import ConfigError
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
+from daytrading.core.errors import ConfigError
 
 
 def test_paper_refuses_a_live_account_and_names_it_and_the_fix() -> None:

@@ -11,7 +11,7 @@ import pytest
 from daytrading.broker.codes import MarketDataError
 from daytrading.broker.ib_client import IBClient
 from daytrading.broker.pacing import HistoricalPacer
-from daytrading.types import Bar, Quote
+from daytrading.core.types import Bar, Quote
 
 from .conftest import SIM_START, FakeClock, eventually, run, sim_settings
 

@@ -12,7 +12,7 @@ from ib_insync.order import OrderStatus as IBOrderStatus
 
 from daytrading.broker.api import OrderStatus, OrderUpdate
 from daytrading.broker.orders import OrderManager
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
 
 NOW = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 

@@ -171,7 +171,7 @@ def test_pacing_windows_are_wall_time_even_on_a_simulated_clock() -> None:
 
     from daytrading.broker.ib_client import IBClient
     from daytrading.broker.pacing import MonotonicClock
-    from daytrading.clock import SimClock
+    from daytrading.core.clock import SimClock
 
     from .conftest import sim_settings
 

@@ -16,7 +16,7 @@ from daytrading.broker.api import OrderStatus, OrderUpdate
 from daytrading.broker.codes import OrderRejectedError
 from daytrading.broker.orders import OrderManager
 from daytrading.broker.session import Session
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
 
 NOW = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 SIM_PORT = "7699"
 PLACEHOLDER = "not yet implemented"

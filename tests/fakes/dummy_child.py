@@ -106,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     misbehave = args.mode != "normal" and (args.misbehave_runs == 0 or run <= args.misbehave_runs)
     version = args.version
     if not version:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from daytrading.supervision import code_version
+        from daytrading.supervision.heartbeats import code_version
 
-        version = code_version(Path(__file__).resolve().parents[2])
+        version = code_version()
 
     grandchild: subprocess.Popen[bytes] | None = None
     if args.grandchild_pid_file is not None:

@@ -33,7 +33,7 @@ from daytrading.broker.api import (
     OrderUpdate,
 )
 from daytrading.broker.codes import BrokerConnectError, OrderRejectedError
-from daytrading.types import Bar, Quote
+from daytrading.core.types import Bar, Quote
 
 
 class MemoryBroker:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daytrading.errors import ConfigError
+from daytrading.config.settings import PROJECT_ROOT, ScannerSettings
+from daytrading.core.errors import ConfigError
 from daytrading.scanner.file_source import FileSource, parse_watchlist, watchlist_path
-from daytrading.settings import PROJECT_ROOT, ScannerSettings
 
 NOW = datetime(2025, 3, 4, 13, 0, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daytrading.config.settings import ScannerSettings
+from daytrading.core.types import Bar, Quote
 from daytrading.scanner.ib_source import IbSource
-from daytrading.settings import ScannerSettings
-from daytrading.types import Bar, Quote
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2025, 3, 4, 8, 45, tzinfo=NY)  # a Tuesday, pre-market

@@ -8,25 +8,25 @@ import socket
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from daytrading.errors import ConfigError
-from daytrading.rate_limit import RateLimiter
+from daytrading.config.secrets import Secret
+from daytrading.config.settings import ScannerSettings
+from daytrading.core.errors import ConfigError
+from daytrading.core.rate_limit import RateLimiter
 from daytrading.scanner import Scanner
 from daytrading.scanner.file_source import FileSource
 from daytrading.scanner.polygon_source import ENV_KEY, PolygonSource
-from daytrading.secrets import Secret
-from daytrading.settings import ScannerSettings
+from tests.paths import FAKES
 
 
 def _load_fake() -> Any:
     # By path: eventkit installs an unrelated top-level `tests` package that shadows ours.
     name = "fakes_polygon_server_for_tests"
     if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "fakes" / "polygon_server.py"
+        path = FAKES / "polygon_server.py"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daytrading.errors import ConfigError
+from daytrading.config.settings import ScannerSettings, Settings
+from daytrading.core.errors import ConfigError
 from daytrading.scanner import Scanner, build_scanner
 from daytrading.scanner.base import Candidate, ScanResult, WarningEvent
 from daytrading.scanner.file_source import FileSource
-from daytrading.settings import ScannerSettings, Settings
 
 T0 = datetime(2025, 3, 4, 13, 0, tzinfo=UTC)
 

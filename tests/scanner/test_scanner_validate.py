@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from daytrading.config.settings import ScannerSettings
+from daytrading.core.types import Quote
 from daytrading.scanner.base import Candidate
 from daytrading.scanner.validate import check_price_volume, validate_candidates
-from daytrading.settings import ScannerSettings
-from daytrading.types import Quote
 
 S = ScannerSettings(min_price=2.0, max_price=200.0, min_volume=100_000)
 NOW = datetime(2025, 3, 4, 13, 0, tzinfo=UTC)

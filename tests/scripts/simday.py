@@ -18,12 +18,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daytrading.broker.api import OrderRequest, OrderUpdate
-from daytrading.clock import FixedClock
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
+from daytrading.core.clock import FixedClock
 from ibsim.ctl import ctl_call
 from ibsim.testing import start_server
+from tests.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 NY = ZoneInfo("America/New_York")
 DAY = "2025-03-05"  # a Wednesday, regular session
 START = f"{DAY}T10:00:00"  # New York time: the market is open

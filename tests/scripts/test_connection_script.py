@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from daytrading.settings import BrokerSettings
+from daytrading.config.settings import BrokerSettings
 from ibsim.ctl import ctl_call
 from tests.scripts.simday import run_script, simulator
 

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from daytrading.exit_rules import target_and_stop_prices
-from daytrading.settings import ExitSettings
+from daytrading.config.settings import ExitSettings
+from daytrading.strategy.exit_rules import target_and_stop_prices
 from ibsim.ctl import ctl_call
 from observability import get_database
 from tests.scripts.simday import DAY, database, ny, run_script, sim_args, simulator

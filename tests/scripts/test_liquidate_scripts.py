@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daytrading.broker.api import BrokerPosition, OrderRequest, OrderStatus, OrderUpdate
-from daytrading.liquidation import plan_liquidation
+from daytrading.operations.liquidation import plan_liquidation
 from ibsim.ctl import ctl_call
 from tests.scripts.simday import (
     DAY,
@@ -235,7 +235,7 @@ def test_a_symbol_whose_order_outlives_the_cancel_is_not_sold(tmp_path: Path) ->
     cancel does not reach."""
     import asyncio
 
-    from daytrading.liquidation import Liquidator
+    from daytrading.operations.liquidation import Liquidator
     from tests.fakes.memory_broker import MemoryBroker
 
     class StubbornBroker(MemoryBroker):

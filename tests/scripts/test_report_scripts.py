@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from daytrading.broker.api import BrokerPosition, OrderRequest, OrderStatus, OrderUpdate
-from daytrading.clock import NEW_YORK
+from daytrading.core.clock import NEW_YORK
 from tests.scripts.simday import (
     DAY,
     ROOT,

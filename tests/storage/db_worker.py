@@ -19,12 +19,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import observability  # noqa: E402
-from daytrading.errors import (  # noqa: E402
+import observability
+from daytrading.core.errors import (
     PositionExistsError,
     PositionNotFoundError,
     TransientError,

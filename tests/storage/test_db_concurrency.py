@@ -14,9 +14,10 @@ import psutil
 import pytest
 
 import observability
+from tests.paths import PROJECT_ROOT
 
 WORKER = Path(__file__).with_name("db_worker.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 
 
 def stop(proc: subprocess.Popen) -> None:

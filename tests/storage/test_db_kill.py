@@ -13,9 +13,10 @@ from pathlib import Path
 import psutil
 
 import observability
+from tests.paths import PROJECT_ROOT
 
 WORKER = Path(__file__).with_name("db_worker.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 
 
 def start(mode: str, db_path: Path, ready: Path) -> subprocess.Popen:

@@ -10,8 +10,9 @@ from pathlib import Path
 import psutil
 
 import observability
+from tests.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 SCRIPTS = ROOT / "scripts"
 
 

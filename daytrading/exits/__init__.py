@@ -1,0 +1,1 @@
+"""The exit manager's core: adoption, position state, exit orders, execution, reconciliation plan and actions."""

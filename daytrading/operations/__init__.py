@@ -1,0 +1,1 @@
+"""Operator tools' shared code: liquidation, reports, charts, console tables and script support."""

@@ -1,0 +1,1 @@
+"""What every long-running process needs: clock, database worker, heartbeat writer, stop handling, logging."""
