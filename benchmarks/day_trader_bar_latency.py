@@ -25,17 +25,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from daytrading.broker.api import ConnectionState  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.types import Bar  # noqa: E402
-from daytrading.entries.trading_loop import DayTrader  # noqa: E402
-from daytrading.scanner import Scanner  # noqa: E402
-from daytrading.scanner.base import Candidate, ScanResult  # noqa: E402
-from daytrading.strategy.entry_signals import decide_entry  # noqa: E402
-from daytrading.strategy.indicators import IndicatorSet  # noqa: E402
-from observability import get_database  # noqa: E402
+from daytrading.broker.api import ConnectionState
+from daytrading.config.settings import Settings
+from daytrading.core.types import Bar
+from daytrading.entries.trading_loop import DayTrader
+from daytrading.scanner import Scanner
+from daytrading.scanner.base import Candidate, ScanResult
+from daytrading.strategy.entry_signals import decide_entry
+from daytrading.strategy.indicators import IndicatorSet
+from observability import get_database
 
 NY = ZoneInfo("America/New_York")
 START = datetime(2024, 3, 5, 9, 30, tzinfo=NY)

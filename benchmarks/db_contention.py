@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import psutil
 
-import psutil  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WRITES = (
     "claim_entry",

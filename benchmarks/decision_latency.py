@@ -15,22 +15,18 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from daytrading.config.settings import StrategySettings  # noqa: E402
-from daytrading.core.decisions import EntryDecision  # noqa: E402
-from daytrading.core.types import Bar  # noqa: E402
-from daytrading.strategy.entry_signals import STRATEGIES, decide_entry  # noqa: E402
-from daytrading.strategy.indicators import IndicatorSet, market_state_batch  # noqa: E402
+from daytrading.config.settings import StrategySettings
+from daytrading.core.decisions import EntryDecision
+from daytrading.core.types import Bar
+from daytrading.strategy.entry_signals import STRATEGIES, decide_entry
+from daytrading.strategy.indicators import IndicatorSet, market_state_batch
 
 NY = ZoneInfo("America/New_York")
 BARS_PER_SESSION = 780  # 09:30-16:00 in 30-second bars

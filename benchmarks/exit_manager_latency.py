@@ -35,7 +35,6 @@ from typing import Any
 from _procs import remove_or_keep, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 START = "2024-03-05T10:00:00-05:00"
 SYMBOLS = [f"S{i:03d}" for i in range(100)]

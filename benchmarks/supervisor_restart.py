@@ -34,14 +34,13 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from daytrading.supervision.child_process import kill_process_tree  # noqa: E402
-from daytrading.supervision.process_supervisor import (  # noqa: E402
+from daytrading.supervision.child_process import kill_process_tree
+from daytrading.supervision.process_supervisor import (
     DAY_TRADER_RUNNING_STATES,
     EXIT_MANAGER_READY_STATES,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEALTHY = {"exit_manager": EXIT_MANAGER_READY_STATES, "day_trader": DAY_TRADER_RUNNING_STATES}
 SCRIPT = {"exit_manager": "exit_manager.py", "day_trader": "day_trader.py"}

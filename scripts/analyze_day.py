@@ -25,26 +25,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.clock import trading_date  # noqa: E402
-from daytrading.core.errors import ConfigError, SuiteError  # noqa: E402
-from daytrading.core.market_calendar import is_trading_day, session_open_close  # noqa: E402
-from daytrading.core.types import Bar  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.operations.charts import ChartError, chart_format, write_chart  # noqa: E402
-from daytrading.operations.liquidation import (  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core.clock import trading_date
+from daytrading.core.errors import ConfigError, SuiteError
+from daytrading.core.market_calendar import is_trading_day, session_open_close
+from daytrading.core.types import Bar
+from daytrading.operations import tables
+from daytrading.operations.charts import ChartError, chart_format, write_chart
+from daytrading.operations.liquidation import (
     clock_note,
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.operations.reports import DayAnalysis, analyze_day, trades_from_rows  # noqa: E402
-from daytrading.runtime.log_setup import setup_logging  # noqa: E402
+from daytrading.operations.reports import DayAnalysis, analyze_day, trades_from_rows
+from daytrading.runtime.log_setup import setup_logging
 
 PROG = "analyze_day.py"
 MAX_DAYS_BACK = 7  # IB serves 1-minute bars for at most a week per request: else --offline

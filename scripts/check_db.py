@@ -13,18 +13,16 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import observability  # noqa: E402
-from daytrading.config.cli_flags import (  # noqa: E402
+import observability
+from daytrading.config.cli_flags import (
     add_sim_database_flag,
     common_parser,
     database_target,
     settings_from_args,
 )
-from daytrading.core.errors import SuiteError  # noqa: E402
+from daytrading.core.errors import SuiteError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _size(n: int) -> str:

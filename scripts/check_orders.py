@@ -19,28 +19,25 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.broker.api import BrokerPosition, FillReport, OrderUpdate  # noqa: E402
-from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.operations.liquidation import (  # noqa: E402
+from daytrading.broker.api import BrokerPosition, FillReport, OrderUpdate
+from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core import order_refs
+from daytrading.core.order_refs import Owner, owner_of
+from daytrading.operations import tables
+from daytrading.operations.liquidation import (
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.operations.reports import owner_of  # noqa: E402
-from daytrading.runtime.log_setup import setup_logging  # noqa: E402
-from daytrading.runtime.process import session_start_for  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.runtime.process import session_start_for
 
 PROG = "check_orders.py"
-SUITE_PREFIXES = ("dt:", "em:", "op:")
 ERROR, WARNING = "error", "warning"
 
 
@@ -70,7 +67,7 @@ def find_problems(
     working_refs = {o.order_ref for o in orders if o.order_ref}
     for o in orders:
         ref = o.order_ref or ""
-        if not ref.startswith(SUITE_PREFIXES) or ref.startswith("op:test:"):
+        if not order_refs.is_suite(ref):
             continue
         intent = intents_by_ref.get(ref)
         if intent is None:
@@ -108,13 +105,13 @@ def find_problems(
                                     f"active row (position {row['id']}) but the broker holds "
                                     f"{held:g}"))
             continue
-        exits = [o for o in orders if o.symbol == symbol and o.order_ref.startswith("em:")]
+        exits = [o for o in orders if o.symbol == symbol and order_refs.is_exit(o.order_ref)]
         if not exits and row.get("status") == "OPEN":
             problems.append(Problem(WARNING, "no_resting_exit", symbol,
                                     "suite position with no exit-manager order at the broker "
                                     "(bot-mode stop, or the exit manager is not running)"))
         manual = [o for o in orders if o.symbol == symbol and o.action == "SELL"
-                  and owner_of(o.order_ref) == "manual"]
+                  and owner_of(o.order_ref) is Owner.MANUAL]
         for o in manual:
             problems.append(Problem(WARNING, "manual_order_on_suite_position", symbol,
                                     f"a SELL placed by hand (client {o.client_id}, order "
@@ -125,10 +122,8 @@ def find_problems(
 def _oca_key(order: OrderUpdate) -> str:
     """The exit manager's target and stop of one position form an OCA pair (only one can
     fill), so they count once; every other order counts on its own."""
-    parts = order.order_ref.split(":")
-    if len(parts) >= 3 and parts[0] == "em" and parts[1] in ("tp", "sl"):
-        return f"em-oca:{parts[2]}"
-    return f"order:{order.client_id}:{order.order_id}:{order.perm_id}"
+    return order_refs.oca_pair_key(order.order_ref) or (
+        f"order:{order.client_id}:{order.order_id}:{order.perm_id}")
 
 
 def sell_quantity(orders: Iterable[OrderUpdate]) -> dict[str, float]:

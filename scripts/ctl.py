@@ -19,26 +19,23 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import add_common_flags, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.errors import PositionExistsError  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.operations.liquidation import (  # noqa: E402
+from daytrading.config.cli_flags import add_common_flags, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core.errors import PositionExistsError
+from daytrading.operations import tables
+from daytrading.operations.liquidation import (
     clock_note,
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.runtime.log_setup import setup_logging  # noqa: E402
-from daytrading.runtime.process import session_close_for  # noqa: E402
-from daytrading.strategy.exit_rules import target_and_stop_prices  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.runtime.process import session_close_for
+from daytrading.strategy.exit_rules import target_and_stop_prices
 
 PROG = "ctl.py"
 PROCESS = "ctl"

@@ -19,32 +19,29 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.clock import trading_date  # noqa: E402
-from daytrading.core.errors import ConfigError  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.operations.liquidation import (  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core.clock import trading_date
+from daytrading.core.errors import ConfigError
+from daytrading.operations import tables
+from daytrading.operations.liquidation import (
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.operations.reports import (  # noqa: E402
+from daytrading.operations.reports import (
     Fill,
     fill_from_report,
     fill_from_row,
     fills_by_symbol,
     fills_totals,
 )
-from daytrading.runtime.log_setup import setup_logging  # noqa: E402
-from daytrading.runtime.process import session_start_for  # noqa: E402
+from daytrading.runtime.log_setup import setup_logging
+from daytrading.runtime.process import session_start_for
 
 PROG = "ibkr_report.py"
 

@@ -13,12 +13,8 @@ Exit code 0: flat; 1: refused, failed or not flat; 2: bad configuration.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from liquidate_all import main as liquidate_main  # noqa: E402
+from daytrading.operations.liquidation_cli import main as liquidate_main
 
 
 def main(argv: list[str] | None = None) -> int:

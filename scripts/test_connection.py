@@ -24,18 +24,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import common_parser, refuse, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.errors import ConfigError, SuiteError  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.runtime.log_setup import setup_logging  # noqa: E402
+from daytrading.config.cli_flags import common_parser, refuse, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core.errors import ConfigError, SuiteError
+from daytrading.core.order_refs import TEST_CONNECTION_REF
+from daytrading.operations import tables
+from daytrading.runtime.log_setup import setup_logging
 
 PROG = "test_connection.py"
 DEFAULT_CLIENT_ID = 99
@@ -316,7 +314,7 @@ async def _check_orders(report: Report, client: Any, settings: Settings,
     reference = quote.price if quote is not None and quote.price else 10.0
     limit = max(0.01, round(reference * 0.5, 2))
     request = OrderRequest(symbol=symbol, action="BUY", quantity=1, order_type="LMT",
-                           limit_price=limit, tif="DAY", order_ref="op:test:connection")
+                           limit_price=limit, tif="DAY", order_ref=TEST_CONNECTION_REF)
     try:
         update = await client.place(request)
     except SuiteError as exc:

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import common_parser, settings_from_args  # noqa: E402
-from daytrading.config.settings import Settings  # noqa: E402
-from daytrading.core.clock import trading_date  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
-from daytrading.operations.liquidation import clock_note, open_operator_db, operator_clock  # noqa: E402
-from daytrading.operations.reports import ClosedTrade, DaySummary, summarize, trades_from_rows  # noqa: E402
+from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
+from daytrading.core.clock import trading_date
+from daytrading.operations import tables
+from daytrading.operations.liquidation import clock_note, open_operator_db, operator_clock
+from daytrading.operations.reports import ClosedTrade, DaySummary, summarize, trades_from_rows
 
 PROG = "todays_pnl.py"
 

@@ -24,15 +24,13 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TextIO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rich.text import Text
 
-from rich.text import Text  # noqa: E402
-
-from daytrading.config.cli_flags import common_parser, exit_on_config_error, settings_from_args  # noqa: E402
-from daytrading.config.loader import resolve_path  # noqa: E402
-from daytrading.core.clock import NEW_YORK  # noqa: E402
-from daytrading.core.errors import ConfigError  # noqa: E402
-from daytrading.operations import tables  # noqa: E402
+from daytrading.config.cli_flags import common_parser, exit_on_config_error, settings_from_args
+from daytrading.config.loader import resolve_path
+from daytrading.core.clock import NEW_YORK
+from daytrading.core.errors import ConfigError
+from daytrading.operations import tables
 
 PROG = "view_logs.py"
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}

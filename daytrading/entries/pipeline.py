@@ -34,11 +34,12 @@ from daytrading.broker.api import (
     OrderUpdate,
 )
 from daytrading.config.settings import Settings
+from daytrading.core import order_refs
 from daytrading.core.errors import OperationalError, PositionExistsError, TransientError
+from daytrading.core.order_refs import ENTRY_PREFIX, is_entry
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
 PROCESS = "day_trader"
-ENTRY_PREFIX = "dt:entry:"
 OPEN_STATUSES = ("PENDING", "SUBMITTED")
 CANCEL_CONFIRM_SECONDS = 5.0
 CANCEL_ATTEMPTS = 3
@@ -248,7 +249,7 @@ class EntryManager:
             p.wake.set()
 
     def on_fill(self, fill: FillReport) -> None:
-        if not fill.order_ref.startswith(ENTRY_PREFIX):
+        if not is_entry(fill.order_ref):
             return
         try:
             new = self.db.record_fill(**fill_row(fill))
@@ -384,7 +385,7 @@ class EntryManager:
         executions = await self.broker.executions_since(session_start, ENTRY_PREFIX)
         for fill in executions:  # a fill reported while we were away still gets its trade row
             self.on_fill(fill)
-        intents = [i for i in self.db.get_open_intents(PROCESS) if i.get("purpose") == "entry"
+        intents = [i for i in self.db.get_open_intents(PROCESS) if i.get("purpose") == order_refs.ENTRY
                    and i["order_ref"] not in self.pending]
         if not intents:
             return []

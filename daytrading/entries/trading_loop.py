@@ -23,6 +23,7 @@ from typing import Any
 
 from daytrading.broker.api import BrokerClient, ConnectionState
 from daytrading.config.settings import RiskSettings, Settings
+from daytrading.core import order_refs
 from daytrading.core.clock import trading_date
 from daytrading.core.decisions import EntryDecision, GateDecision, MarketState
 from daytrading.core.errors import ConfigError
@@ -435,7 +436,7 @@ class DayTrader:
         active = self.db.get_active_positions()
         held = {r["symbol"] for r in active}
         working = [i for i in self.db.get_open_intents(PROCESS)
-                   if i.get("purpose") == "entry" and i["symbol"] not in held]
+                   if i.get("purpose") == order_refs.ENTRY and i["symbol"] not in held]
         return {
             "realised": sum(float(r.get("pnl_usd") or 0.0) for r in closed),
             "streak": count_stop_loss_streak(r.get("exit_reason") for r in closed),

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from daytrading.broker.api import ConnectionState
+from daytrading.core import order_refs
 from daytrading.core.errors import OperationalError, TransientError
 from daytrading.core.types import ExitReason
 from daytrading.exits.context import CANCEL_TIMEOUT_SECONDS, PROCESS, ExitContext
@@ -74,7 +75,7 @@ class ExitExecution:
         reprice = getattr(self.ctx.broker, "reprice", None)
         if price is None or reprice is None:
             return False
-        targets = [o for o in t.working("tp") if o.order_id > 0 and o.status in ACKED
+        targets = [o for o in t.working(order_refs.TARGET) if o.order_id > 0 and o.status in ACKED
                    and o.order_type == "LMT" and o.remaining > 0]
         if not targets:
             return False
@@ -144,7 +145,7 @@ class ExitExecution:
                 price = self._price_now(t)
                 order = (dict(order_type="LMT", limit_price=self._marketable(price), tif="IOC",
                               outside_rth=True) if price else dict(order_type="MKT", tif="DAY"))
-                update = await self.orders.send(t, "mkt", reason, quantity=qty, **order)
+                update = await self.orders.send(t, order_refs.MARKET, reason, quantity=qty, **order)
             except TransientError as exc:
                 if ctx.broker.state is not ConnectionState.CONNECTED:
                     continue  # wait for the reconnect; not an attempt

@@ -37,14 +37,16 @@ from typing import Any
 
 from daytrading.broker.api import BrokerClient, FillReport, OrderUpdate
 from daytrading.config.settings import Settings
+from daytrading.core import order_refs
 from daytrading.core.errors import TransientError
+from daytrading.core.order_refs import EXIT_PREFIX, is_exit
 from daytrading.core.types import ExitReason, Quote
 from daytrading.exits.context import PROCESS, ExitContext
 from daytrading.exits.execution import ExitExecution
 from daytrading.exits.orders import ExitOrders
 from daytrading.exits.positions import Tracked, exit_reason_from, fill_row
 from daytrading.exits.reconcile_actions import Reconciler
-from daytrading.exits.reconcile_plan import EXIT_PREFIX, exit_fills_of
+from daytrading.exits.reconcile_plan import exit_fills_of
 from daytrading.runtime.process import DbWorker
 from daytrading.strategy.exit_rules import evaluate_exit, is_stale
 
@@ -217,10 +219,10 @@ class Protector:
                                      if t.stop_mode == "broker"
                                      else "; stop watched on ticks (bot mode)"))
             return
-        oca = f"em-oca-{t.position_id}-{int(time.time() * 1000)}"
+        oca = order_refs.oca_group(t.position_id, int(time.time() * 1000))
         placed_stop = False
         if t.stop_mode == "broker" and not t.exiting:
-            update = await self.orders.send(t, "sl", ExitReason.STOP_LOSS, order_type="STP",
+            update = await self.orders.send(t, order_refs.STOP, ExitReason.STOP_LOSS, order_type="STP",
                                             stop_price=t.stop, tif="GTC", oca_group=oca)
             placed_stop = update is not None
             if not placed_stop and t.symbol in self.tracked:
@@ -232,7 +234,7 @@ class Protector:
                                "marketable IOC (bot mode)", level="WARNING")
         if t.symbol not in self.tracked or t.exiting or t.remaining <= 0:
             return
-        await self.orders.send(t, "tp", ExitReason.PROFIT_TARGET, order_type="LMT",
+        await self.orders.send(t, order_refs.TARGET, ExitReason.PROFIT_TARGET, order_type="LMT",
                                limit_price=t.target, tif="GTC", outside_rth=True,
                                oca_group=oca if placed_stop else "")
 
@@ -292,9 +294,9 @@ class Protector:
             t.high_water = decision.new_high_water
         if decision.action != "EXIT" or decision.reason is None:
             return
-        if decision.reason is ExitReason.PROFIT_TARGET and t.working("tp"):
+        if decision.reason is ExitReason.PROFIT_TARGET and t.working(order_refs.TARGET):
             return  # the resting limit order takes it at the broker
-        if decision.reason is ExitReason.STOP_LOSS and t.stop_mode == "broker" and t.working("sl"):
+        if decision.reason is ExitReason.STOP_LOSS and t.stop_mode == "broker" and t.working(order_refs.STOP):
             return  # the resting stop order takes it at the broker
         self.request_exit(t.symbol, decision.reason, decision.detail)
 
@@ -305,7 +307,7 @@ class Protector:
     # ----------------------------------------------------------------- broker events
     def on_order(self, update: OrderUpdate) -> None:
         ref = update.order_ref
-        if not ref.startswith(EXIT_PREFIX):
+        if not is_exit(ref):
             return
         t = self.tracked.get(update.symbol)
         if t is not None and t.owns(ref):
@@ -313,7 +315,7 @@ class Protector:
         self.orders.on_order(update)
 
     def on_fill(self, fill: FillReport) -> None:
-        if not fill.order_ref.startswith(EXIT_PREFIX):
+        if not is_exit(fill.order_ref):
             return
         ctx = self.ctx
         if fill.exec_id in ctx.exec_seen:
@@ -338,7 +340,7 @@ class Protector:
             ctx.event("partial_exit", t.symbol,
                       f"{t.symbol}: {t.sold:g} of {t.quantity} sold by {fill.order_ref}")
             # the OCA partner may be gone now: watch the stop on ticks for the rest
-            if t.stop_mode == "broker" and not t.working("sl"):
+            if t.stop_mode == "broker" and not t.working(order_refs.STOP):
                 t.stop_mode = "bot"
 
     # ----------------------------------------------------------------- shutdown

@@ -16,10 +16,11 @@ from typing import Any
 
 from daytrading.broker.api import CancelResult, OrderRequest, OrderStatus, OrderUpdate
 from daytrading.core.errors import OperationalError, TransientError
+from daytrading.core.order_refs import is_exit
 from daytrading.core.types import ExitReason
 from daytrading.exits.context import CANCEL_TIMEOUT_SECONDS, PROCESS, ExitContext
 from daytrading.exits.positions import Tracked, exit_reason_from
-from daytrading.exits.reconcile_plan import EXIT_PREFIX, SettleIntent
+from daytrading.exits.reconcile_plan import SettleIntent
 
 ACKED = (OrderStatus.SUBMITTED, OrderStatus.PRESUBMITTED)
 _FINAL = ("FILLED", "CANCELLED", "REJECTED")
@@ -39,7 +40,7 @@ class ExitOrders:
         (their row would be judged before the broker answered); ours are remembered."""
         fresh = {ref: intent for ref, intent in intents.items() if ref not in self.inflight}
         for ref, intent in fresh.items():
-            if ref.startswith(EXIT_PREFIX):
+            if is_exit(ref):
                 self.intents[ref] = dict(intent)
         return fresh
 

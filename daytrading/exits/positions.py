@@ -17,12 +17,13 @@ from typing import Any
 
 from daytrading.broker.api import FillReport, OrderUpdate
 from daytrading.config.settings import ExitSettings
+from daytrading.core import order_refs
 from daytrading.core.types import ExitReason, PositionView
-from daytrading.exits.reconcile_plan import ref_position_id, ref_purpose
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
 # the reason a resting order of this purpose implies when nothing more specific is known
-_RESTING_REASONS = {"tp": ExitReason.PROFIT_TARGET, "sl": ExitReason.STOP_LOSS}
+_RESTING_REASONS = {order_refs.TARGET: ExitReason.PROFIT_TARGET,
+                    order_refs.STOP: ExitReason.STOP_LOSS}
 
 
 @dataclass(slots=True)
@@ -114,7 +115,7 @@ class Tracked:
     # ------------------------------------------------------------------ orders
     def owns(self, order_ref: str) -> bool:
         """An exit order of this position (an earlier position in the symbol has another id)."""
-        return ref_position_id(order_ref) in (self.position_id, None)
+        return order_refs.position_id_of(order_ref) in (self.position_id, None)
 
     def take_orders(self, orders: Iterable[OrderUpdate]) -> None:
         """Remember the working exit orders of this position among the broker's."""
@@ -132,7 +133,7 @@ class Tracked:
 
     def working(self, purpose: str | None = None) -> list[OrderUpdate]:
         return [o for ref, o in self.orders.items()
-                if not o.status.done and (purpose is None or ref_purpose(ref) == purpose)]
+                if not o.status.done and (purpose is None or order_refs.purpose_of(ref) == purpose)]
 
     @property
     def oversized(self) -> bool:
@@ -146,11 +147,11 @@ class Tracked:
         repriced target, a market exit), else the resting order's own (a target that filled
         while an exit was cancelling it is a PROFIT_TARGET, and so is a repriced target that
         the market filled at its target price before the new price arrived)."""
-        if self.exit_reason is not None and ref_purpose(ref) == "mkt":
+        if self.exit_reason is not None and order_refs.purpose_of(ref) == order_refs.MARKET:
             return self.exit_reason
         if self.exit_reason is not None and ref == self.exit_ref and price < self.target - 1e-9:
             return self.exit_reason
-        return intent_reason or _RESTING_REASONS.get(ref_purpose(ref)) or self.exit_reason
+        return intent_reason or _RESTING_REASONS.get(order_refs.purpose_of(ref)) or self.exit_reason
 
     def view(self) -> PositionView:
         return PositionView(self.symbol, self.quantity, self.entry_price, self.entry_time,

@@ -14,12 +14,11 @@ from typing import Any
 
 from daytrading.broker.api import FillReport
 from daytrading.core.errors import OperationalError, PositionExistsError
+from daytrading.core.order_refs import ENTRY_PREFIX, EXIT_PREFIX, is_exit
 from daytrading.exits.context import PROCESS, ExitContext
 from daytrading.exits.orders import ExitOrders
 from daytrading.exits.positions import fill_from_row, fill_row, initial_levels
 from daytrading.exits.reconcile_plan import (
-    ENTRY_PREFIX,
-    EXIT_PREFIX,
     AdoptOrder,
     BrokerEvidence,
     CancelOrphan,
@@ -69,7 +68,7 @@ class Reconciler:
                                   working_entries)
         plan = plan_reconciliation(rows, evidence, intents)
         for fill in executions:
-            if fill.order_ref.startswith(EXIT_PREFIX) and fill.exec_id not in ctx.exec_seen:
+            if is_exit(fill.order_ref) and fill.exec_id not in ctx.exec_seen:
                 ctx.exec_seen.add(fill.exec_id)
                 ctx.io.submit(ctx.db.record_fill, **fill_row(fill))
         for action in plan:

@@ -28,35 +28,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daytrading.broker.api import FillReport, OrderUpdate
+from daytrading.core import order_refs
+from daytrading.core.order_refs import is_entry, is_exit
 from daytrading.core.types import ExitReason
 
-ENTRY_PREFIX = "dt:entry:"
-EXIT_PREFIX = "em:"
 OPEN_STATUSES = ("PENDING", "SUBMITTED")
 
 # purpose part of an exit order ref (em:<purpose>:<position_id>) -> exit reason it implies
 PURPOSE_REASONS: dict[str, ExitReason] = {
-    "tp": ExitReason.PROFIT_TARGET,
-    "sl": ExitReason.STOP_LOSS,
-    "trail": ExitReason.TRAILING_STOP,
+    order_refs.TARGET: ExitReason.PROFIT_TARGET,
+    order_refs.STOP: ExitReason.STOP_LOSS,
+    order_refs.TRAIL: ExitReason.TRAILING_STOP,
 }
-
-
-def ref_purpose(order_ref: str) -> str:
-    """`em:tp:17` -> `tp`; anything else -> ''."""
-    parts = order_ref.split(":")
-    return parts[1] if len(parts) >= 3 else ""
-
-
-def ref_position_id(order_ref: str) -> int | None:
-    """`em:tp:17` / `em:mkt:17:2` -> 17; not an exit order ref -> None."""
-    parts = order_ref.split(":")
-    if len(parts) < 3 or parts[0] != EXIT_PREFIX[:-1]:
-        return None
-    try:
-        return int(parts[2])
-    except ValueError:
-        return None
 
 
 def exit_fills_of(position_id: int | None, symbol: str, executions: Iterable[FillReport],
@@ -70,11 +53,11 @@ def exit_fills_of(position_id: int | None, symbol: str, executions: Iterable[Fil
     """
     out: dict[str, FillReport] = {}
     for f in executions:
-        if f.symbol != symbol or f.side != "SLD" or not f.order_ref.startswith(EXIT_PREFIX):
+        if f.symbol != symbol or f.side != "SLD" or not is_exit(f.order_ref):
             continue
         if position_id is not None:
             intent = (intents_by_ref or {}).get(f.order_ref)
-            owner = intent.get("position_id") if intent else ref_position_id(f.order_ref)
+            owner = intent.get("position_id") if intent else order_refs.position_id_of(f.order_ref)
             if intent is not None and owner is None:
                 owner = position_id  # intent without a position link: assume ours
             if owner is not None and int(owner) != position_id:
@@ -177,7 +160,7 @@ def plan_reconciliation(
     """
     rows = {str(r["symbol"]): r for r in active_rows}
     executions = _unique(evidence.executions)
-    open_orders = [o for o in evidence.open_orders if o.order_ref.startswith(EXIT_PREFIX)]
+    open_orders = [o for o in evidence.open_orders if is_exit(o.order_ref)]
 
     registrations = _filled_entries_without_rows(rows, evidence, executions, intents_by_ref)
     registered = {r.symbol for r in registrations}
@@ -210,7 +193,7 @@ def plan_reconciliation(
     settlements = [
         _settle(intent, executions)
         for ref, intent in sorted(intents_by_ref.items())
-        if ref.startswith(EXIT_PREFIX) and intent.get("status") in OPEN_STATUSES
+        if is_exit(ref) and intent.get("status") in OPEN_STATUSES
         and ref not in working
     ]
 
@@ -243,11 +226,11 @@ def _filled_entries_without_rows(
     positions = evidence.positions
     bought: dict[str, list[FillReport]] = {}
     for fill in executions:
-        if fill.order_ref.startswith(ENTRY_PREFIX) and fill.side == "BOT":
+        if is_entry(fill.order_ref) and fill.side == "BOT":
             bought.setdefault(fill.order_ref, []).append(fill)
     out: dict[str, RegisterFilledEntry] = {}
     for ref, intent in sorted(intents_by_ref.items(), key=lambda kv: int(kv[1].get("id", 0))):
-        if not ref.startswith(ENTRY_PREFIX) or intent.get("status") not in OPEN_STATUSES:
+        if not is_entry(ref) or intent.get("status") not in OPEN_STATUSES:
             continue
         fills = bought.get(ref, [])
         symbol = str(intent.get("symbol") or (fills[0].symbol if fills else ""))
@@ -286,7 +269,7 @@ def _close_gone(
 ) -> CloseGone:
     sells = [f for f in executions if f.symbol == symbol and f.side == "SLD"]
     ours = exit_fills_of(_row_id(row), symbol, executions, intents_by_ref)
-    chosen = ours or [f for f in sells if not f.order_ref.startswith(EXIT_PREFIX)]
+    chosen = ours or [f for f in sells if not is_exit(f.order_ref)]
     if not chosen:
         return CloseGone(symbol, None, ExitReason.RECONCILED_GONE, 0.0,
                          "position gone at the broker and no sell execution found today")
@@ -304,7 +287,8 @@ def _close_gone(
         elif meta_reason in ExitReason.__members__:
             reason = ExitReason(meta_reason)
         else:
-            reason = PURPOSE_REASONS.get(ref_purpose(last.order_ref), ExitReason.RECONCILED_GONE)
+            reason = PURPOSE_REASONS.get(order_refs.purpose_of(last.order_ref),
+                                         ExitReason.RECONCILED_GONE)
     who = "our exit orders" if ours else "sells not placed by the exit manager"
     return CloseGone(symbol, price, reason, commission,
                      f"position gone at the broker; {shares:g} shares sold by {who} at {price:.4f}")
@@ -334,7 +318,7 @@ def _suite_bought_more(
     """
     ours = sum(
         f.shares for f in executions
-        if f.symbol == symbol and f.side == "BOT" and f.order_ref.startswith(ENTRY_PREFIX)
+        if f.symbol == symbol and f.side == "BOT" and is_entry(f.order_ref)
         and f.order_ref in intents_by_ref
     )
     return ours > int(row["quantity"])

@@ -27,17 +27,16 @@ from typing import Any
 
 from daytrading.broker.api import BrokerClient, BrokerPosition, OrderRequest, OrderUpdate
 from daytrading.config.settings import Settings
+from daytrading.core import order_refs
 from daytrading.core.clock import WallClock, trading_date
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
+from daytrading.core.order_refs import LIQUIDATION_PREFIX, is_liquidation
 from daytrading.core.types import ExitReason
 from daytrading.operations.reports import normalize_side
 
 log = logging.getLogger("daytrading.operations.liquidation")
 
 SCOPES = ("all", "managed", "today")
-LIQ_PURPOSE = "liq"
-LIQ_REF_PREFIX = "op:liq:"
-REASON_BY_PURPOSE = {"tp": ExitReason.PROFIT_TARGET, "sl": ExitReason.STOP_LOSS}
 
 
 # --------------------------------------------------------------------------- plan (pure)
@@ -218,7 +217,7 @@ class Liquidator:
         broker.on_order.append(self._on_order)
 
     def _on_order(self, update: OrderUpdate) -> None:
-        if update.order_ref.startswith(LIQ_REF_PREFIX):
+        if is_liquidation(update.order_ref):
             self._updates[update.order_ref] = update
 
     def _event(self, kind: str, message: str, *, symbol: str | None = None,
@@ -308,11 +307,11 @@ class Liquidator:
         """op:liq intents of an earlier run that are not working any more get their final
         status from the executions (else a second intent for the position would be refused)."""
         stale = [i for i in self.db.get_open_intents()
-                 if str(i.get("order_ref") or "").startswith(LIQ_REF_PREFIX)
+                 if is_liquidation(i.get("order_ref"))
                  and i["order_ref"] not in still_working]
         if not stale:
             return
-        fills = await self.broker.executions_since(self._session_start(), LIQ_REF_PREFIX)
+        fills = await self.broker.executions_since(self._session_start(), LIQUIDATION_PREFIX)
         for intent in stale:
             mine = [f for f in fills if f.order_ref == intent["order_ref"]]
             filled = sum(f.shares for f in mine)
@@ -348,7 +347,7 @@ class Liquidator:
             return
         intent = self.db.create_intent(
             symbol=close.symbol, side=close.action, quantity=close.quantity,
-            purpose=LIQ_PURPOSE, process=self.process, order_type=order["order_type"],
+            purpose=order_refs.LIQUIDATION, process=self.process, order_type=order["order_type"],
             limit_price=order.get("limit_price"), position_id=close.position_id,
             metadata={"reason": ExitReason.LIQUIDATED.value, "scope": self.scope})
         outcome.order_ref = str(intent["order_ref"])
@@ -399,7 +398,7 @@ class Liquidator:
         refs = {o.order_ref: o for o in outcomes if o.order_ref}
         if not refs:
             return
-        fills = await self.broker.executions_since(self._session_start(), LIQ_REF_PREFIX)
+        fills = await self.broker.executions_since(self._session_start(), LIQUIDATION_PREFIX)
         for fill in fills:
             outcome = refs.get(fill.order_ref)
             if outcome is None:

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
+from daytrading.core.order_refs import owner_of
 from daytrading.core.types import Bar, ExitReason
-
-OWNER_BY_PREFIX = {"dt": "day_trader", "em": "exit_manager", "op": "operator"}
 
 
 def _time(value: Any) -> datetime:
@@ -266,12 +265,6 @@ class Fill:
     @property
     def owner(self) -> str:
         return owner_of(self.order_ref)
-
-
-def owner_of(order_ref: str) -> str:
-    """Which part of the suite an order belongs to, from its orderRef; "manual" otherwise."""
-    prefix = (order_ref or "").split(":", 1)[0]
-    return OWNER_BY_PREFIX.get(prefix, "manual") if ":" in (order_ref or "") else "manual"
 
 
 def normalize_side(side: str) -> str:

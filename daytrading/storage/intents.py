@@ -5,10 +5,9 @@ The intent (PENDING) exists first, its order_ref travels with the order, and rec
 matches the broker's orders back by perm_id / order_ref. The state machine is deliberately
 small; an illegal move is refused with IntentTransitionError and changes nothing.
 
-order_ref = <process prefix>:<purpose>:<id>, where id is the position id for orders about a
-position (em:tp:<position_id>) and the intent id otherwise (dt:entry:<intent_id>). A later
-order for the same position and purpose (after the first was cancelled or rejected) gets an
-attempt suffix, em:tp:<position_id>:2, so every ref stays unique at the broker and here.
+The order_ref (format in daytrading.core.order_refs) names the position for orders about a
+position (em:tp:<position_id>) and the intent otherwise (dt:entry:<intent_id>); a later order
+for the same position and purpose gets an attempt suffix so every ref stays unique.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import re
 import sqlite3
 from typing import Any
 
+from daytrading.core import order_refs
 from daytrading.storage.exceptions import (
     IntentNotFoundError,
     IntentTransitionError,
@@ -35,10 +35,6 @@ from daytrading.storage.values import (
     symbol_text,
 )
 
-PROCESS_PREFIXES = {"day_trader": "dt", "exit_manager": "em"}
-SCRIPTS_PREFIX = "op"
-ENTRY = "entry"
-
 # Same-status "transitions" are allowed (repeated broker evidence) and only refresh fields.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "PENDING": frozenset({"SUBMITTED", "FILLED", "CANCELLED", "REJECTED"}),
@@ -50,11 +46,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_]*$")
 _OPEN = "('" + "', '".join(OPEN_INTENT_STATUSES) + "')"
-
-
-def prefix_for(process: str) -> str:
-    """dt for the day trader, em for the exit manager, op for everything else (scripts)."""
-    return PROCESS_PREFIXES.get(process, SCRIPTS_PREFIX)
 
 
 def _side(side: str) -> str:
@@ -126,12 +117,11 @@ def create(
     stop_price = optional_price(stop_price, what="stop_price")
     order_type = _order_type(order_type, limit_price, stop_price)
     metadata_text = json_object_text(metadata)
-    prefix = prefix_for(process)
+    prefix = order_refs.prefix_for_process(process)
     ref: str | None = None
     if position_id is not None:
         position_id = positive_int(position_id, what="position_id")
-        base = f"{prefix}:{purpose}:{position_id}"
-        ref = _next_attempt_ref(conn, base)
+        ref = _next_attempt_ref(conn, prefix, purpose, position_id)
     intent_id = conn.execute(
         "INSERT INTO order_intents (order_ref, symbol, side, quantity, purpose, process, "
         "order_type, limit_price, stop_price, position_id, status, trade_date, created_at, "
@@ -142,7 +132,7 @@ def create(
         ),
     ).lastrowid
     if ref is None:
-        ref = f"{prefix}:{purpose}:{intent_id}"
+        ref = order_refs.order_ref(prefix, purpose, intent_id)
         conn.execute("UPDATE order_intents SET order_ref = ? WHERE id = ?", (ref, intent_id))
     append_event(
         conn,
@@ -155,8 +145,9 @@ def create(
     return get(conn, intent_id)  # type: ignore[return-value]
 
 
-def _next_attempt_ref(conn: sqlite3.Connection, base: str) -> str:
-    """base for the first order, base:N for the N-th; refuses while one is still open."""
+def _next_attempt_ref(conn: sqlite3.Connection, prefix: str, purpose: str, position_id: int) -> str:
+    """The first order's ref, then attempt N's; refuses while one is still open."""
+    base = order_refs.order_ref(prefix, purpose, position_id)
     rows = conn.execute(
         "SELECT id, order_ref, status FROM order_intents "
         "WHERE order_ref = ? OR substr(order_ref, 1, ?) = ?",
@@ -170,7 +161,7 @@ def _next_attempt_ref(conn: sqlite3.Connection, base: str) -> str:
                 "Fix: move the open intent to CANCELLED/FILLED/REJECTED from broker evidence "
                 "first."
             )
-    return base if not rows else f"{base}:{len(rows) + 1}"
+    return order_refs.order_ref(prefix, purpose, position_id, attempt=len(rows) + 1)
 
 
 def transition(
@@ -308,7 +299,7 @@ def claim_entry(
         symbol=symbol,
         side="BUY",
         quantity=quantity,
-        purpose=ENTRY,
+        purpose=order_refs.ENTRY,
         process="day_trader",
         order_type=order_type,
         limit_price=limit_price,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from daytrading.broker.api import FillReport, OrderStatus, OrderUpdate
+from daytrading.core.order_refs import position_id_of
 from daytrading.core.types import ExitReason
 from daytrading.exits.reconcile_plan import (
     BrokerEvidence,
@@ -14,7 +15,6 @@ from daytrading.exits.reconcile_plan import (
     RegisterFilledEntry,
     SettleIntent,
     plan_reconciliation,
-    ref_position_id,
 )
 
 T = datetime(2025, 11, 24, 15, 0, tzinfo=UTC)
@@ -30,8 +30,8 @@ def entry_intent(symbol: str = "MSFT", qty: int = 20, status: str = "SUBMITTED")
 
 
 def test_ref_position_id_reads_the_position_from_exit_refs_only() -> None:
-    assert ref_position_id("em:tp:17") == 17 and ref_position_id("em:mkt:17:2") == 17
-    assert ref_position_id("dt:entry:17") is None and ref_position_id("em:tp") is None
+    assert position_id_of("em:tp:17") == 17 and position_id_of("em:mkt:17:2") == 17
+    assert position_id_of("dt:entry:17") is None and position_id_of("em:tp") is None
 
 
 def test_entry_invisible_to_us_is_registered_from_intent_and_broker_position() -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from daytrading.core.order_refs import owner_of
 from daytrading.core.types import Bar
 from daytrading.operations.reports import (
     ClosedTrade,
@@ -17,7 +18,6 @@ from daytrading.operations.reports import (
     fills_totals,
     high_after,
     normalize_side,
-    owner_of,
     summarize,
     trades_from_rows,
 )
