@@ -25,6 +25,7 @@ from rich.text import Text
 
 from daytrading.config.cli_flags import add_common_flags, settings_from_args
 from daytrading.config.settings import Settings
+from daytrading.core.clock import parse_instant_or_none
 from daytrading.core.errors import PositionExistsError
 from daytrading.operations import tables
 from daytrading.operations.liquidation import (
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _age_seconds(updated_at: Any, now: datetime) -> float | None:
-    moment = tables.parse_time(updated_at)
+    moment = parse_instant_or_none(updated_at)
     return None if moment is None else max(0.0, (now - moment).total_seconds())
 
 
@@ -106,7 +107,7 @@ def status_data(db: Any, clock: Any, settings: Settings) -> dict[str, Any]:
                       "stale": age is None or age > stale_after})
     active = []
     for row in db.get_active_positions():
-        entered = tables.parse_time(row.get("entry_timestamp"))
+        entered = parse_instant_or_none(row.get("entry_timestamp"))
         active.append({
             "symbol": row["symbol"], "position_id": row["id"], "quantity": row["quantity"],
             "entry_price": row["entry_price"], "profit_target_price": row.get(

@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.text import Text
 
+from daytrading.broker.api import FillReport
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core.clock import trading_date
@@ -36,7 +37,6 @@ from daytrading.operations.liquidation import (
 from daytrading.operations.reports import (
     Fill,
     fill_from_report,
-    fill_from_row,
     fills_by_symbol,
     fills_totals,
 )
@@ -153,7 +153,7 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
                               "today's executions. Fix: add --from-db to read the trades table.")
         rows = db.get_trades_by_date(day)
     recorded = {str(r["exec_id"]) for r in rows}
-    stored = [fill_from_row(r) for r in rows]
+    stored = [fill_from_report(f) for f in map(FillReport.from_row, rows) if f is not None]
     at_broker: set[str] | None = None
     if args.from_db:
         fills, source = stored, "database"

@@ -28,7 +28,7 @@ from rich.text import Text
 
 from daytrading.config.cli_flags import common_parser, exit_on_config_error, settings_from_args
 from daytrading.config.loader import resolve_path
-from daytrading.core.clock import NEW_YORK
+from daytrading.core.clock import NEW_YORK, parse_instant_or_none
 from daytrading.core.errors import ConfigError
 from daytrading.operations import tables
 
@@ -68,10 +68,7 @@ class Filters:
 
 
 def record_time(record: dict[str, Any]) -> datetime | None:
-    try:
-        return tables.parse_time(record.get("time"))
-    except ValueError:
-        return None
+    return parse_instant_or_none(record.get("time"))
 
 
 def parse_moment(text: str, day: date, now: datetime) -> datetime:

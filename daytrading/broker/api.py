@@ -5,18 +5,19 @@ implements it over ib_insync (the only code that imports ib_insync). Pure code a
 use these value types without a broker.
 
 Identity rule (DESIGN.md): every order carries an `order_ref` naming purpose and intent row,
-e.g. `dt:entry:<intent_id>`, `em:tp:<position_id>`, `em:sl:<position_id>`, `em:mkt:<position_id>`.
+e.g. `dt:entry:<intent_id>`, `em:tp:<position_id>` (format: daytrading.core.order_refs).
 Orders are matched by perm_id and order_ref, never by order_id alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
+from daytrading.core.clock import parse_instant
 from daytrading.core.types import Bar, Quote
 
 
@@ -97,6 +98,31 @@ class FillReport:
     # arrives with the commission report; IBClient holds a fill briefly for it, and if it
     # comes later still, emits a second FillReport with the same exec_id and commission set
     commission: float | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """This fill as the database's `record_fill` keyword arguments."""
+        return dict(exec_id=self.exec_id, symbol=self.symbol, side=self.side,
+                    quantity=self.shares, price=self.price, time=self.time,
+                    order_ref=self.order_ref, perm_id=self.perm_id, order_id=self.order_id,
+                    client_id=self.client_id, commission=self.commission)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FillReport | None:
+        """A fill recorded in the trades table, as broker evidence (e.g. the day trader's
+        fills, which the exit manager's client cannot see); None for a row that is not one."""
+        try:
+            side = str(row.get("side", "")).upper()
+            side = {"BUY": "BOT", "SELL": "SLD"}.get(side, side)
+            commission = row.get("commission")
+            return cls(
+                exec_id=str(row["exec_id"]), order_id=int(row.get("order_id") or 0),
+                perm_id=int(row.get("perm_id") or 0), client_id=int(row.get("client_id") or 0),
+                symbol=str(row["symbol"]), side=side, shares=float(row["quantity"]),
+                price=float(row["price"]), time=parse_instant(row["time"]),
+                order_ref=str(row.get("order_ref") or ""),
+                commission=float(commission) if commission is not None else None)
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)

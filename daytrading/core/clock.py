@@ -15,7 +15,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -60,6 +60,31 @@ def to_new_york(dt: datetime) -> datetime:
 def trading_date(dt: datetime) -> date:
     """The New York calendar date of an instant: the day a trade belongs to."""
     return to_new_york(dt).date()
+
+
+def parse_instant(value: datetime | str, *, naive_as: tzinfo = UTC) -> datetime:
+    """An aware datetime from a datetime or ISO 8601 text (a trailing Z is accepted); a naive
+    one is taken to be in `naive_as`. Raises ValueError for text that is not a time."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=naive_as)
+
+
+def parse_instant_or_none(value: object, *, naive_as: tzinfo = UTC) -> datetime | None:
+    """Like parse_instant, but None for a missing or unreadable value (display code)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, datetime | str):
+        return None
+    try:
+        return parse_instant(value, naive_as=naive_as)
+    except ValueError:
+        return None
 
 
 def sim_now_epoch(sim_epoch: float, wall_epoch: float, speed: float, wall_now: float) -> float:

@@ -37,6 +37,8 @@ from daytrading.config.settings import Settings
 from daytrading.core import order_refs
 from daytrading.core.errors import OperationalError, PositionExistsError, TransientError
 from daytrading.core.order_refs import ENTRY_PREFIX, is_entry
+from daytrading.runtime.journal import Journal
+from daytrading.runtime.tasks import TaskSet
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
 PROCESS = "day_trader"
@@ -167,7 +169,8 @@ class EntryManager:
         self.settings = settings
         self.min_wait_seconds = min_wait_seconds  # wall floor for order timeouts (fast sims)
         self.pending: dict[str, PendingEntry] = {}  # order_ref -> watched entry
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
+        self.journal = Journal(db, PROCESS, log)
         broker.on_order.append(self.on_order)
         broker.on_fill.append(self.on_fill)
 
@@ -205,17 +208,24 @@ class EntryManager:
             update = await self.broker.place(request)
         except OperationalError as exc:
             self.db.transition_intent(intent["id"], "REJECTED", reason=str(exc)[:500])
-            self._event("entry_rejected", plan.symbol,
-                        f"{plan.symbol}: entry {intent['order_ref']} rejected: {exc}",
-                        level="ERROR")
+            self.journal.record(
+                "entry_rejected",
+                f"{plan.symbol}: entry {intent['order_ref']} rejected: {exc}",
+                symbol=plan.symbol,
+                level="ERROR",
+            )
             return EntryResult.REJECTED, str(exc)
         except (TransientError, OSError, TimeoutError) as exc:
             # It may or may not have reached the broker: leave the intent open (the claim keeps
             # refusing the symbol) and look again shortly.
-            self._event("entry_uncertain", plan.symbol,
-                        f"{plan.symbol}: sending {intent['order_ref']} failed ({exc}); the intent "
-                        "stays open and is checked against the broker", level="WARNING")
-            self._spawn(self._recheck_later(intent["id"]))
+            self.journal.record(
+                "entry_uncertain",
+                f"{plan.symbol}: sending {intent['order_ref']} failed ({exc}); the intent "
+                "stays open and is checked against the broker",
+                symbol=plan.symbol,
+                level="WARNING",
+            )
+            self.tasks.spawn(self._recheck_later(intent["id"]))
             return EntryResult.UNCERTAIN, str(exc)
         self._transition(intent["id"], "SUBMITTED", order_id=update.order_id,
                          perm_id=update.perm_id or None)
@@ -223,19 +233,25 @@ class EntryManager:
                                update.order_id, cancel_at, plan.target_pct, plan.stop_price,
                                dict(metadata))
         self._watch(pending, update)
-        self._event("entry_submitted", plan.symbol,
-                    f"{plan.symbol}: BUY {plan.quantity} {plan.order_type} "
-                    f"{'' if plan.limit_price is None else f'@ {plan.limit_price:.4f} '}"
-                    f"{plan.tif} sent as {intent['order_ref']} (order {update.order_id})",
-                    data={"intent_id": intent["id"], "order_id": update.order_id,
-                          "perm_id": update.perm_id})
+        self.journal.record(
+            "entry_submitted",
+            f"{plan.symbol}: BUY {plan.quantity} {plan.order_type} "
+            f"{'' if plan.limit_price is None else f'@ {plan.limit_price:.4f} '}"
+            f"{plan.tif} sent as {intent['order_ref']} (order {update.order_id})",
+            symbol=plan.symbol,
+            data={
+                "intent_id": intent["id"],
+                "order_id": update.order_id,
+                "perm_id": update.perm_id,
+            },
+        )
         return EntryResult.SUBMITTED, intent["order_ref"]
 
     def _watch(self, pending: PendingEntry, update: OrderUpdate | None) -> None:
         if update is not None:
             pending.last = update
         self.pending[pending.order_ref] = pending
-        self._spawn(self._run_watch(pending))
+        self.tasks.spawn(self._run_watch(pending))
 
     # ----------------------------------------------------------------- broker events
     def on_order(self, update: OrderUpdate) -> None:
@@ -252,7 +268,7 @@ class EntryManager:
         if not is_entry(fill.order_ref):
             return
         try:
-            new = self.db.record_fill(**fill_row(fill))
+            new = self.db.record_fill(**fill.as_row())
             if not new and fill.commission is not None:
                 self.db.update_fill_commission(fill.exec_id, fill.commission)
         except Exception as exc:  # noqa: BLE001 - the fill still counts for the entry
@@ -274,9 +290,13 @@ class EntryManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one entry's trouble must not stop the others
-            self._event("entry_watch_failed", p.symbol,
-                        f"{p.symbol}: watching {p.order_ref} failed ({exc}); the intent stays "
-                        "open and is reconciled at the next start", level="ERROR")
+            self.journal.record(
+                "entry_watch_failed",
+                f"{p.symbol}: watching {p.order_ref} failed ({exc}); the intent stays "
+                "open and is reconciled at the next start",
+                symbol=p.symbol,
+                level="ERROR",
+            )
 
     async def _wait_for_fill_or_deadline(self, p: PendingEntry) -> None:
         loop = asyncio.get_running_loop()
@@ -308,17 +328,27 @@ class EntryManager:
                               else OrderStatus.CANCELLED)
                     p.last = _final(p, status, max(shares, outcome.filled),
                                     outcome.avg_fill_price or avg)
-                self._event("entry_cancelled", p.symbol,
-                            f"{p.symbol}: {p.order_ref} not filled within the timeout; cancel "
-                            f"{outcome.result.value} ({outcome.filled:g} of {p.quantity} filled)")
+                self.journal.record(
+                    "entry_cancelled",
+                    f"{p.symbol}: {p.order_ref} not filled within the timeout; cancel "
+                    f"{outcome.result.value} ({outcome.filled:g} of {p.quantity} filled)",
+                    symbol=p.symbol,
+                )
                 return
-            self._event("entry_cancel_unconfirmed", p.symbol,
-                        f"{p.symbol}: cancel of {p.order_ref} not confirmed (attempt {attempt})",
-                        level="WARNING")
-        self._event("entry_cancel_failed", p.symbol,
-                    f"{p.symbol}: cancel of {p.order_ref} never confirmed; the order may still "
-                    "be working. The intent stays SUBMITTED (the symbol stays blocked) and is "
-                    "reconciled at the next start.", level="ERROR")
+            self.journal.record(
+                "entry_cancel_unconfirmed",
+                f"{p.symbol}: cancel of {p.order_ref} not confirmed (attempt {attempt})",
+                symbol=p.symbol,
+                level="WARNING",
+            )
+        self.journal.record(
+            "entry_cancel_failed",
+            f"{p.symbol}: cancel of {p.order_ref} never confirmed; the order may still "
+            "be working. The intent stays SUBMITTED (the symbol stays blocked) and is "
+            "reconciled at the next start.",
+            symbol=p.symbol,
+            level="ERROR",
+        )
 
     def _finish(self, p: PendingEntry) -> None:
         if p.done:
@@ -360,23 +390,32 @@ class EntryManager:
             self._transition(intent_id, "FILLED", filled_quantity=quantity,
                              avg_fill_price=avg_price,
                              reason="filled; the exit manager registered the position first")
-            self._event("entry_registered_elsewhere", symbol,
-                        f"{symbol}: entry intent {intent_id} filled ({quantity} @ "
-                        f"{avg_price:.4f}); the exit manager had already registered it")
+            self.journal.record(
+                "entry_registered_elsewhere",
+                f"{symbol}: entry intent {intent_id} filled ({quantity} @ "
+                f"{avg_price:.4f}); the exit manager had already registered it",
+                symbol=symbol,
+            )
             return None
         except OperationalError as exc:
             # The intent was closed by someone else: still protect the shares we bought.
             position_id = self.db.add_active_position(
                 symbol, quantity, avg_price, meta, profit_target_price=target,
                 stop_loss_price=stop, agent_name=PROCESS)
-            self._event("entry_registered_unlinked", symbol,
-                        f"{symbol}: intent {intent_id} could not be linked ({exc}); the "
-                        f"position {position_id} is registered anyway so it is protected",
-                        level="WARNING")
-        self._event("entry_filled", symbol,
-                    f"{symbol}: bought {quantity} @ {avg_price:.4f}; registered position "
-                    f"{position_id} (target {target:.2f}, stop {stop:.2f})",
-                    data={"intent_id": intent_id, "position_id": position_id})
+            self.journal.record(
+                "entry_registered_unlinked",
+                f"{symbol}: intent {intent_id} could not be linked ({exc}); the "
+                f"position {position_id} is registered anyway so it is protected",
+                symbol=symbol,
+                level="WARNING",
+            )
+        self.journal.record(
+            "entry_filled",
+            f"{symbol}: bought {quantity} @ {avg_price:.4f}; registered position "
+            f"{position_id} (target {target:.2f}, stop {stop:.2f})",
+            symbol=symbol,
+            data={"intent_id": intent_id, "position_id": position_id},
+        )
         return position_id
 
     # ----------------------------------------------------------------- reconciliation
@@ -402,13 +441,19 @@ class EntryManager:
         stop_price = meta.get("llm_stop_price")
         if v.action == "cancel":
             self._transition(int(intent["id"]), "CANCELLED", reason=v.reason)
-            self._event("entry_reconciled", intent["symbol"],
-                        f"{intent['symbol']}: {intent['order_ref']} cancelled: {v.reason}")
+            self.journal.record(
+                "entry_reconciled",
+                f"{intent['symbol']}: {intent['order_ref']} cancelled: {v.reason}",
+                symbol=intent["symbol"],
+            )
             return
         if v.action == "register":
             quantity = int(math.floor(v.filled + 1e-9))
-            self._event("entry_reconciled", intent["symbol"],
-                        f"{intent['symbol']}: {intent['order_ref']} {v.reason}; registering")
+            self.journal.record(
+                "entry_reconciled",
+                f"{intent['symbol']}: {intent['order_ref']} {v.reason}; registering",
+                symbol=intent["symbol"],
+            )
             self.register(int(intent["id"]), intent["symbol"], quantity, v.avg_price, meta,
                           target_pct=target_pct, stop_price=stop_price)
             return
@@ -424,9 +469,12 @@ class EntryManager:
         pending = PendingEntry(int(intent["id"]), intent["order_ref"], intent["symbol"],
                                int(intent["quantity"]), order.order_id, cancel_at,
                                target_pct, stop_price, meta)
-        self._event("entry_reconciled", intent["symbol"],
-                    f"{intent['symbol']}: {intent['order_ref']} still working at the broker; "
-                    "watching it again")
+        self.journal.record(
+            "entry_reconciled",
+            f"{intent['symbol']}: {intent['order_ref']} still working at the broker; "
+            "watching it again",
+            symbol=intent["symbol"],
+        )
         for fill in v.fills:
             pending.fills[fill.exec_id] = (fill.shares, fill.price)
         self._watch(pending, order)
@@ -453,35 +501,17 @@ class EntryManager:
         except OperationalError as exc:
             log.warning("intent %s: transition to %s refused: %s", intent_id, status, exc)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _event(self, kind: str, symbol: str | None, message: str, *, level: str = "INFO",
-               data: dict[str, Any] | None = None) -> None:
-        log.log(logging.getLevelName(level), message, extra={"symbol": symbol, "event": kind})
-        try:
-            self.db.record_event(kind, message, process=PROCESS, symbol=symbol, level=level,
-                                 data=data)
-        except Exception as exc:  # noqa: BLE001 - the journal must never break trading
-            log.warning("could not journal %s: %s", kind, exc)
-
     async def drain(self, timeout: float = 5.0) -> None:
         """Let in-flight watches settle (tests, shutdown). Unfinished ones are left to the
         next start's reconciliation (their intents stay open)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.tasks.drain(timeout)
 
     async def close(self, *, cancel_working: bool = False) -> None:
         """Stop watching. With `cancel_working`, working limit entries are cancelled first
         (what filled is registered): a fill while this process is down would otherwise stay
         unprotected until the next start. MOO orders are left for the opening auction (the
         next start watches them again). Without it (a crash) the next start reconciles."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.cancel_all()
         if not cancel_working:
             return
         for p in list(self.pending.values()):
@@ -505,8 +535,3 @@ def _final(p: PendingEntry, status: OrderStatus, filled: float, avg: float) -> O
                        order_ref=p.order_ref, status=status, filled=filled,
                        remaining=max(p.quantity - filled, 0.0), avg_fill_price=avg)
 
-
-def fill_row(fill: FillReport) -> dict[str, Any]:
-    return dict(exec_id=fill.exec_id, symbol=fill.symbol, side=fill.side, quantity=fill.shares,
-                price=fill.price, time=fill.time, order_ref=fill.order_ref, perm_id=fill.perm_id,
-                order_id=fill.order_id, client_id=fill.client_id, commission=fill.commission)

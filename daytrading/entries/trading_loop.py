@@ -40,7 +40,9 @@ from daytrading.entries.premarket import (
     valid_price,
 )
 from daytrading.entries.watchlist import HistoryBudget, WatchedSymbol, Watchlist, describe_state
+from daytrading.runtime.journal import Journal
 from daytrading.runtime.process import session_start_for
+from daytrading.runtime.tasks import TaskSet
 from daytrading.scanner import Scanner
 from daytrading.scanner.base import Candidate, ScanResult, WarningEvent
 from daytrading.strategy.entry_signals import decide_entry
@@ -89,7 +91,8 @@ class DayTrader:
         self._hand_held_reported: set[str] = set()
         self._account: tuple[float, float | None] = (-1e18, None)
         self._sessions: dict[date, tuple[datetime, datetime] | None] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
+        self.journal = Journal(db, PROCESS, log)
         self._scan_task: asyncio.Task[None] | None = None
         self._journal: list[tuple[str, str | None, str, dict[str, Any]]] = []
         self._journal_task: asyncio.Task[None] | None = None
@@ -117,7 +120,7 @@ class DayTrader:
             self._done_day, self.done_reason = today, ""
         if (self._scan_task is None and self.scanner.due(now)
                 and (self._scan_retry_at is None or now >= self._scan_retry_at)):
-            self._scan_task = self._spawn(self.refresh(now))
+            self._scan_task = self.tasks.spawn(self.refresh(now))
             self._scan_task.add_done_callback(self._scan_finished)
         if self.settings.entries.moo_enabled:
             await self.premarket_step(now)
@@ -152,9 +155,7 @@ class DayTrader:
         clean stop), see EntryManager.close."""
         if self._journal_task is not None:
             await asyncio.wait([self._journal_task], timeout=10)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.cancel_all()
         await self.confidence.close()
         await self.entries.close(cancel_working=cancel_working and not self.dry_run)
 
@@ -270,7 +271,7 @@ class DayTrader:
             log.debug("%s: %s (%s)", w.symbol, decision.action.value, decision.reason)
         if decision.enter and w.symbol not in self._attempting:
             self._attempting.add(w.symbol)
-            task = self._spawn(self.attempt_entry(w, state, decision))
+            task = self.tasks.spawn(self.attempt_entry(w, state, decision))
             task.add_done_callback(lambda _t, s=w.symbol: self._attempting.discard(s))
 
     async def attempt_entry(self, w: WatchedSymbol, state: MarketState,
@@ -481,12 +482,8 @@ class DayTrader:
     # ----------------------------------------------------------------- journal
     def event(self, kind: str, symbol: str | None, message: str, *, level: str = "INFO",
               data: dict[str, Any] | None = None) -> None:
-        log.log(logging.getLevelName(level), message, extra={"symbol": symbol, "event": kind})
-        try:
-            self.db.record_event(kind, message, process=PROCESS, symbol=symbol, level=level,
-                                 data=data)
-        except Exception as exc:  # noqa: BLE001 - the journal must never stop trading
-            log.warning("could not journal %s: %s", kind, exc)
+        """The event sink the watchlist and the scanner report to: log and journal."""
+        self.journal.record(kind, message, symbol=symbol, level=level, data=data)
 
     def journal_later(self, kind: str, symbol: str | None, message: str,
                       data: dict[str, Any]) -> None:
@@ -495,7 +492,7 @@ class DayTrader:
         log.info(message, extra={"symbol": symbol, "event": kind})
         self._journal.append((kind, symbol, message, data))
         if self._journal_task is None:
-            self._journal_task = self._spawn(self._flush_journal())
+            self._journal_task = self.tasks.spawn(self._flush_journal())
 
     async def _flush_journal(self) -> None:
         try:
@@ -507,10 +504,7 @@ class DayTrader:
 
     def _write_events(self, batch: list[tuple[str, str | None, str, dict[str, Any]]]) -> None:
         for kind, symbol, message, data in batch:
-            try:
-                self.db.record_event(kind, message, process=PROCESS, symbol=symbol, data=data)
-            except Exception as exc:  # noqa: BLE001 - the journal must never stop trading
-                log.warning("could not journal %s: %s", kind, exc)
+            self.journal.write(kind, message, symbol=symbol, data=data)
 
     def warning(self, warning: WarningEvent, symbol: str | None) -> None:
         self.event(warning.kind, symbol or warning.data.get("symbol"), warning.message,
@@ -529,12 +523,6 @@ class DayTrader:
         else:
             self.event(kind, symbol, message, data=data)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     @staticmethod
     async def _quietly(awaitable: Any) -> None:
         try:
@@ -544,6 +532,5 @@ class DayTrader:
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for in-flight work (tests)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.tasks.drain(timeout)
         await self.entries.drain(timeout)

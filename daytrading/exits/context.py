@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,9 @@ from daytrading.config.settings import Settings
 from daytrading.core.errors import OperationalError
 from daytrading.core.types import ExitReason
 from daytrading.exits.positions import Tracked
+from daytrading.runtime.journal import Journal
 from daytrading.runtime.process import DbWorker
+from daytrading.runtime.tasks import TaskSet
 
 PROCESS = "exit_manager"
 CANCEL_TIMEOUT_SECONDS = 5.0
@@ -41,7 +44,8 @@ class ExitContext:
         self.tracked: dict[str, Tracked] = {}
         self.closing: set[str] = set()  # closed in memory, row removal still queued
         self.exec_seen: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
+        self.journal = Journal(db, PROCESS, log)
         self._dry_run_noted: set[tuple[str, str]] = set()
 
     def count_fills(self, t: Tracked, fills: list[FillReport]) -> None:
@@ -51,14 +55,7 @@ class ExitContext:
     # ----------------------------------------------------------------- journal
     def event(self, kind: str, symbol: str | None, message: str, *, level: str = "INFO") -> None:
         """Log and journal, on the database thread (neither may hold up the loop)."""
-        self.io.submit(self.journal, kind, symbol, message, level)
-
-    def journal(self, kind: str, symbol: str | None, message: str, level: str,
-                data: dict[str, Any] | None = None) -> None:
-        """(worker thread)"""
-        log.log(logging.getLevelName(level), message, extra={"symbol": symbol, "event": kind})
-        self.db.record_event(kind, message, process=PROCESS, symbol=symbol, level=level,
-                             data=data)
+        self.io.submit(self.journal.record, kind, message, symbol=symbol, level=level)
 
     def dry_run_note(self, t: Tracked, key: str, message: str) -> None:
         """A dry run journals each decision it skips once, not on every tick."""
@@ -67,20 +64,13 @@ class ExitContext:
             self.event("dry_run_decision", t.symbol, message)
 
     # ----------------------------------------------------------------- tasks
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.spawn(coro)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for in-flight exits (shutdown, tests); after `timeout` they are cancelled
         (positions stay at the broker; a restart resumes an exit begun)."""
-        if self._tasks:
-            done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self.tasks.drain(timeout, cancel_late=True)
         await self.io.drain(timeout)
 
     # ----------------------------------------------------------------- quotes
@@ -140,16 +130,14 @@ class ExitContext:
                                                     exit_reason=reason.value,
                                                     commission=commission)
         except OperationalError as exc:
-            self.db.record_event("close_failed", f"{symbol}: could not move the row to closed "
-                                 f"positions: {exc}", process=PROCESS, symbol=symbol,
-                                 level="ERROR")
-            log.error("%s: close failed: %s", symbol, exc)
+            self.journal.record("close_failed", f"{symbol}: could not move the row to closed "
+                                f"positions: {exc}", symbol=symbol, level="ERROR")
             return
         cooldown = self.settings.risk.cooldown_minutes
         if cooldown > 0:
             self.db.add_cooldown(symbol, self.clock.now() + timedelta(minutes=cooldown), reason.value)
         message = f"{symbol}: exit completed ({reason.value}) at {price:.4f}; {detail}"
-        self.journal("exit_completed", symbol, message, "INFO", data={
+        self.journal.record("exit_completed", message, symbol=symbol, data={
             "position_id": closed.get("position_id"), "exit_reason": reason.value,
             "commission": commission, "pnl_usd": closed.get("pnl_usd"),
             "pnl_pct": closed.get("pnl_pct")})

@@ -44,7 +44,7 @@ from daytrading.core.types import ExitReason, Quote
 from daytrading.exits.context import PROCESS, ExitContext
 from daytrading.exits.execution import ExitExecution
 from daytrading.exits.orders import ExitOrders
-from daytrading.exits.positions import Tracked, exit_reason_from, fill_row
+from daytrading.exits.positions import Tracked, exit_reason_from
 from daytrading.exits.reconcile_actions import Reconciler
 from daytrading.exits.reconcile_plan import exit_fills_of
 from daytrading.runtime.process import DbWorker
@@ -326,7 +326,7 @@ class Protector:
                     t.set_commission(fill.exec_id, fill.commission)
             return
         ctx.exec_seen.add(fill.exec_id)
-        ctx.io.submit(self.db.record_fill, **fill_row(fill))
+        ctx.io.submit(self.db.record_fill, **fill.as_row())
         t = self.tracked.get(fill.symbol)
         if t is None or fill.side != "SLD" or not t.owns(fill.order_ref):
             return

@@ -12,12 +12,13 @@ import asyncio
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from daytrading.broker.api import FillReport, OrderUpdate
 from daytrading.config.settings import ExitSettings
 from daytrading.core import order_refs
+from daytrading.core.clock import parse_instant
 from daytrading.core.types import ExitReason, PositionView
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
@@ -64,7 +65,7 @@ class Tracked:
         high_water = float(row.get("high_water_price") or entry)
         return cls(
             position_id=int(row["id"]), symbol=row["symbol"], quantity=int(row["quantity"]),
-            entry_price=entry, entry_time=parse_time(row["entry_timestamp"]),
+            entry_price=entry, entry_time=parse_instant(row["entry_timestamp"]),
             target=float(row.get("profit_target_price") or target),
             stop=float(row.get("stop_loss_price") or stop),
             stop_mode=str(row.get("stop_mode") or exits.stop_mode),
@@ -166,34 +167,7 @@ def initial_levels(entry: float, metadata: Mapping[str, Any], exits: ExitSetting
                                   target_pct=float(target_pct) if target_pct else None)
 
 
-def parse_time(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def exit_reason_from(value: Any, default: ExitReason | None = None) -> ExitReason | None:
     """An ExitReason from stored text (metadata), `default` when it names none."""
     return ExitReason(value) if value in ExitReason.__members__ else default
 
-
-def fill_row(fill: FillReport) -> dict[str, Any]:
-    """A fill as `record_fill` keyword arguments."""
-    return dict(exec_id=fill.exec_id, symbol=fill.symbol, side=fill.side, quantity=fill.shares,
-                price=fill.price, time=fill.time, order_ref=fill.order_ref, perm_id=fill.perm_id,
-                order_id=fill.order_id, client_id=fill.client_id, commission=fill.commission)
-
-
-def fill_from_row(row: Mapping[str, Any]) -> FillReport | None:
-    """A fill recorded in the trades table as broker evidence (e.g. the day trader's)."""
-    try:
-        side = str(row.get("side", "")).upper()
-        side = {"BUY": "BOT", "SELL": "SLD"}.get(side, side)
-        return FillReport(
-            exec_id=str(row["exec_id"]), order_id=int(row.get("order_id") or 0),
-            perm_id=int(row.get("perm_id") or 0), client_id=int(row.get("client_id") or 0),
-            symbol=str(row["symbol"]), side=side, shares=float(row["quantity"]),
-            price=float(row["price"]), time=parse_time(row["time"]),
-            order_ref=str(row.get("order_ref") or ""),
-            commission=float(row["commission"]) if row.get("commission") is not None else None)
-    except (KeyError, TypeError, ValueError):
-        return None

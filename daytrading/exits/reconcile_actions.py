@@ -17,7 +17,7 @@ from daytrading.core.errors import OperationalError, PositionExistsError
 from daytrading.core.order_refs import ENTRY_PREFIX, EXIT_PREFIX, is_exit
 from daytrading.exits.context import PROCESS, ExitContext
 from daytrading.exits.orders import ExitOrders
-from daytrading.exits.positions import fill_from_row, fill_row, initial_levels
+from daytrading.exits.positions import initial_levels
 from daytrading.exits.reconcile_plan import (
     AdoptOrder,
     BrokerEvidence,
@@ -58,7 +58,7 @@ class Reconciler:
             working_entries = None
         held = ctx.broker.positions()
         recorded = await ctx.io.call(ctx.db.get_trades_by_date, _ny_date(ctx.clock.now()))
-        executions += [f for f in (fill_from_row(r) for r in recorded) if f is not None]
+        executions += [f for f in (FillReport.from_row(r) for r in recorded) if f is not None]
         refs = {o.order_ref for o in open_orders} | {f.order_ref for f in executions}
         intents = self.orders.learn_intents(await ctx.io.call(self._intents_for, refs))
         rows = await ctx.io.call(ctx.db.get_active_positions)
@@ -70,7 +70,7 @@ class Reconciler:
         for fill in executions:
             if is_exit(fill.order_ref) and fill.exec_id not in ctx.exec_seen:
                 ctx.exec_seen.add(fill.exec_id)
-                ctx.io.submit(ctx.db.record_fill, **fill_row(fill))
+                ctx.io.submit(ctx.db.record_fill, **fill.as_row())
         for action in plan:
             await self._apply(action)
         for symbol, t in list(ctx.tracked.items()):  # after a reconnect: refresh our view

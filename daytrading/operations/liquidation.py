@@ -28,11 +28,12 @@ from typing import Any
 from daytrading.broker.api import BrokerClient, BrokerPosition, OrderRequest, OrderUpdate
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
-from daytrading.core.clock import WallClock, trading_date
+from daytrading.core.clock import WallClock, parse_instant, trading_date
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
 from daytrading.core.order_refs import LIQUIDATION_PREFIX, is_liquidation
 from daytrading.core.types import ExitReason
 from daytrading.operations.reports import normalize_side
+from daytrading.runtime.journal import Journal
 
 log = logging.getLogger("daytrading.operations.liquidation")
 
@@ -77,8 +78,7 @@ def _entry_day(row: Mapping[str, Any]) -> date | None:
     value = row.get("entry_timestamp")
     if not value:
         return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return trading_date(moment) if moment.tzinfo else moment.date()
+    return trading_date(parse_instant(value))
 
 
 def plan_liquidation(
@@ -208,6 +208,7 @@ class Liquidator:
         self.clock = clock
         self.scope = scope
         self.process = process
+        self.journal = Journal(db, process, log)
         self.cancel_timeout = cancel_timeout
         self.fill_timeout = fill_timeout
         self.poll = poll_seconds
@@ -219,12 +220,6 @@ class Liquidator:
     def _on_order(self, update: OrderUpdate) -> None:
         if is_liquidation(update.order_ref):
             self._updates[update.order_ref] = update
-
-    def _event(self, kind: str, message: str, *, symbol: str | None = None,
-               level: str = "INFO", data: dict[str, Any] | None = None) -> None:
-        log.log(logging.getLevelName(level), message, extra={"symbol": symbol, "event": kind})
-        self.db.record_event(kind, message, process=self.process, symbol=symbol, level=level,
-                             data=data)
 
     async def working_orders(self) -> list[OrderUpdate]:
         """Every working order at the broker, of every client (reqAllOpenOrders)."""
@@ -246,11 +241,14 @@ class Liquidator:
         before = await self.plan()
         self.db.set_control("halted", True)
         result.halted = True
-        self._event("liquidation_started",
-                    f"{self.process}: halted entries; cancelling {len(before.open_orders)} "
-                    f"working order(s), closing {len(before.closes)} position(s) "
-                    f"(scope {self.scope})", level="WARNING",
-                    data={"scope": self.scope, "symbols": [c.symbol for c in before.closes]})
+        self.journal.record(
+            "liquidation_started",
+            f"{self.process}: halted entries; cancelling {len(before.open_orders)} "
+            f"working order(s), closing {len(before.closes)} position(s) "
+            f"(scope {self.scope})",
+            level="WARNING",
+            data={"scope": self.scope, "symbols": [c.symbol for c in before.closes]},
+        )
         await self.broker.global_cancel()
         result.cancel_sent = True
         result.orders_still_working = await self._wait_no_working_orders()
@@ -279,12 +277,14 @@ class Liquidator:
         await self._record_fills(result.outcomes)
         await self._settle_positions(result.outcomes)
         self._close_rows(result.outcomes, rows)
-        self._event("liquidation_finished",
-                    f"{self.process}: " + ("flat" if result.ok else "NOT flat, check the table")
-                    + f"; {sum(1 for o in result.outcomes if o.status == 'FILLED')} closed",
-                    level="WARNING" if result.ok else "ERROR",
-                    data={"ok": result.ok, "outcomes": {o.symbol: o.status
-                                                        for o in result.outcomes}})
+        self.journal.record(
+            "liquidation_finished",
+            f"{self.process}: "
+            + ("flat" if result.ok else "NOT flat, check the table")
+            + f"; {sum(1 for o in result.outcomes if o.status == 'FILLED')} closed",
+            level="WARNING" if result.ok else "ERROR",
+            data={"ok": result.ok, "outcomes": {o.symbol: o.status for o in result.outcomes}},
+        )
         return result
 
     # ----------------------------------------------------------------- steps
@@ -296,10 +296,14 @@ class Liquidator:
             working = await self.working_orders()
             if not working or loop.time() >= deadline:
                 for order in working:
-                    self._event("cancel_not_confirmed",
-                                f"{order.symbol}: order {order.order_ref or order.order_id} "
-                                f"(client {order.client_id}) still working after the global "
-                                "cancel", symbol=order.symbol, level="ERROR")
+                    self.journal.record(
+                        "cancel_not_confirmed",
+                        f"{order.symbol}: order {order.order_ref or order.order_id} "
+                        f"(client {order.client_id}) still working after the global "
+                        "cancel",
+                        symbol=order.symbol,
+                        level="ERROR",
+                    )
                 return working
             await asyncio.sleep(max(self.poll, 0.05))
 
@@ -359,8 +363,12 @@ class Liquidator:
             self.db.transition_intent(int(intent["id"]), "REJECTED", reason=str(exc))
             outcome.status = "REJECTED"
             outcome.message = str(exc)
-            self._event("order_rejected", f"{close.symbol}: liquidation order refused: {exc}",
-                        symbol=close.symbol, level="ERROR")
+            self.journal.record(
+                "order_rejected",
+                f"{close.symbol}: liquidation order refused: {exc}",
+                symbol=close.symbol,
+                level="ERROR",
+            )
             return
         self._updates.setdefault(update.order_ref, update)
         outcome.order_id = update.order_id
@@ -454,8 +462,12 @@ class Liquidator:
             except (OperationalError, ValueError) as exc:
                 outcome.row = "row kept (could not close it)"
                 outcome.message = (outcome.message + " " + str(exc)).strip()
-                self._event("liquidation_row_error", f"{outcome.symbol}: {exc}",
-                            symbol=outcome.symbol, level="ERROR")
+                self.journal.record(
+                    "liquidation_row_error",
+                    f"{outcome.symbol}: {exc}",
+                    symbol=outcome.symbol,
+                    level="ERROR",
+                )
 
     def _close_row(self, outcome: CloseOutcome, row: Mapping[str, Any]) -> None:
         symbol = outcome.symbol
@@ -477,10 +489,13 @@ class Liquidator:
             fields["quantity"] = remaining
         self.db.update_active_position(symbol, **fields)
         outcome.row = f"kept, NEEDS_ATTENTION ({remaining} left)"
-        self._event("needs_attention",
-                    f"{symbol}: liquidation sold {outcome.filled:g} of {row_qty}; {remaining} "
-                    "still held. Sell it by hand in TWS or run the liquidation again.",
-                    symbol=symbol, level="ERROR")
+        self.journal.record(
+            "needs_attention",
+            f"{symbol}: liquidation sold {outcome.filled:g} of {row_qty}; {remaining} "
+            "still held. Sell it by hand in TWS or run the liquidation again.",
+            symbol=symbol,
+            level="ERROR",
+        )
 
 
 def _held(positions: Mapping[str, BrokerPosition], symbol: str) -> float:

@@ -15,19 +15,12 @@ import statistics
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
+from daytrading.core.clock import parse_instant
 from daytrading.core.order_refs import owner_of
 from daytrading.core.types import Bar, ExitReason
-
-
-def _time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _mean(values: Iterable[float]) -> float | None:
@@ -93,8 +86,8 @@ class ClosedTrade:
             quantity=int(row["quantity"]),
             entry_price=float(row["entry_price"]),
             exit_price=float(row["exit_price"]),
-            entry_time=_time(row["entry_timestamp"]),
-            exit_time=_time(row["exit_timestamp"]),
+            entry_time=parse_instant(row["entry_timestamp"]),
+            exit_time=parse_instant(row["exit_timestamp"]),
             exit_reason=str(row["exit_reason"]),
             pnl_usd=float(row["pnl_usd"]),
             pnl_pct=float(row["pnl_pct"]),
@@ -280,17 +273,9 @@ def fill_from_report(report: Any) -> Fill:
     """daytrading.broker.api.FillReport -> Fill."""
     return Fill(exec_id=report.exec_id, symbol=report.symbol, side=normalize_side(report.side),
                 quantity=float(report.shares), price=float(report.price),
-                time=_time(report.time), order_ref=report.order_ref or "",
+                time=parse_instant(report.time), order_ref=report.order_ref or "",
                 commission=report.commission, client_id=report.client_id)
 
-
-def fill_from_row(row: Mapping[str, Any]) -> Fill:
-    """A row of the trades table -> Fill."""
-    return Fill(exec_id=str(row["exec_id"]), symbol=str(row["symbol"]),
-                side=normalize_side(str(row["side"])), quantity=float(row["quantity"]),
-                price=float(row["price"]), time=_time(row["time"]),
-                order_ref=str(row.get("order_ref") or ""), commission=row.get("commission"),
-                client_id=row.get("client_id"))
 
 
 @dataclass(frozen=True, slots=True)

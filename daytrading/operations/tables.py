@@ -17,7 +17,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from daytrading.config.cli_flags import refuse
-from daytrading.core.clock import NEW_YORK
+from daytrading.core.clock import NEW_YORK, parse_instant_or_none
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
 from daytrading.supervision.schedule import format_duration
 
@@ -91,25 +91,11 @@ def duration(seconds: float | None) -> str:
 
 def ny_time(value: datetime | str | None, *, with_date: bool = False) -> str:
     """A moment as New York wall time (HH:MM:SS), the time traders read the tape in."""
-    moment = parse_time(value)
+    moment = parse_instant_or_none(value)
     if moment is None:
         return "-"
     local = moment.astimezone(NEW_YORK)
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
-
-
-def parse_time(value: datetime | str | None) -> datetime | None:
-    """ISO text or datetime -> aware datetime (naive text is taken as UTC); None stays None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip().replace("Z", "+00:00")
-        moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
 
 
 def pnl_text(value: float | None, text: str | None = None) -> Text:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from daytrading.core.clock import parse_instant_or_none
 from daytrading.strategy.risk import control_on
 from daytrading.supervision.alerts import Alert, daily_summary_alert
 from daytrading.supervision.dashboard import (
@@ -37,19 +38,8 @@ RECENT_ERRORS = 5
 PRICE_SOURCES = ("exit_manager", "day_trader")
 
 
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _new_york(value: Any) -> datetime | str:
-    parsed = _time(value)
+    parsed = parse_instant_or_none(value)
     return parsed.astimezone(NEW_YORK) if parsed is not None else str(value)
 
 
@@ -85,7 +75,7 @@ def build_snapshot(db: Any, now: datetime, statuses: Iterable[Any], *, schedule:
         net_liquidation = beat_netliq if net_liquidation is None else net_liquidation
     positions = []
     for row in db.get_active_positions():
-        entered = _time(row.get("entry_timestamp"))
+        entered = parse_instant_or_none(row.get("entry_timestamp"))
         positions.append(PositionRow(
             symbol=row["symbol"], quantity=row["quantity"], entry_price=row["entry_price"],
             last_price=last_prices.get(row["symbol"]), target_price=row.get("profit_target_price"),
