@@ -37,6 +37,7 @@ from daytrading.config.loader import load_settings, require_secrets
 from daytrading.config.secrets import Secrets, load_secrets
 from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError
+from daytrading.core.types import Mode
 from daytrading.entries.pipeline import PROCESS
 from daytrading.runtime.log_setup import setup_logging
 from daytrading.runtime.process import (
@@ -94,7 +95,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             overrides[key] = str(value.resolve()) if isinstance(value, Path) else value
     with exit_on_config_error("day_trader.py"):
         settings = load_settings(args.config, overrides=overrides)
-        if args.live and settings.broker.mode != "live":
+        if args.live and settings.broker.mode != Mode.LIVE:
             raise ConfigError(
                 f"--live was given but broker.mode is {settings.broker.mode!r}, so no live "
                 "orders would be sent. Fix: add --mode live to trade live, or drop --live.")

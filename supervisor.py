@@ -33,6 +33,7 @@ from daytrading.config.settings import PROJECT_ROOT, Settings
 from daytrading.core.clock import SimClock, WallClock, trading_date
 from daytrading.core.errors import ConfigError, OperationalError
 from daytrading.core.market_calendar import session_open_close
+from daytrading.core.types import Mode, PositionStatus
 from daytrading.runtime.log_setup import setup_logging
 from daytrading.supervision.alerts import Alert, AlertSender, needs_attention_alert
 from daytrading.supervision.dashboard import prefers_ascii, render_dashboard
@@ -157,7 +158,7 @@ def _child_args(args: argparse.Namespace, settings: Settings) -> list[str]:
         child_args += ["--log-dir", str(args.log_dir)]
     if settings.broker.dry_run:
         child_args.append("--dry-run")
-    if settings.broker.mode == "live":
+    if settings.broker.mode == Mode.LIVE:
         child_args.append("--live")
     return child_args
 
@@ -256,7 +257,7 @@ def _attention_alert(run: Run, symbol: str, reason: str, position_id: int = 0) -
 def _alert_positions_needing_attention(run: Run) -> None:
     """At start: positions already marked NEEDS_ATTENTION (their event may predate us)."""
     for row in run.db.get_active_positions():
-        if row.get("status") == "NEEDS_ATTENTION":
+        if row.get("status") == PositionStatus.NEEDS_ATTENTION:
             _attention_alert(run, row["symbol"], "found marked NEEDS_ATTENTION when the "
                              "supervisor started", int(row.get("id") or 0))
 

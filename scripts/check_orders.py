@@ -28,6 +28,7 @@ from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
 from daytrading.core.order_refs import Owner, owner_of
+from daytrading.core.types import PositionStatus
 from daytrading.operations import tables
 from daytrading.operations.liquidation import (
     connect_operator,
@@ -106,7 +107,7 @@ def find_problems(
                                     f"{held:g}"))
             continue
         exits = [o for o in orders if o.symbol == symbol and order_refs.is_exit(o.order_ref)]
-        if not exits and row.get("status") == "OPEN":
+        if not exits and row.get("status") == PositionStatus.OPEN:
             problems.append(Problem(WARNING, "no_resting_exit", symbol,
                                     "suite position with no exit-manager order at the broker "
                                     "(bot-mode stop, or the exit manager is not running)"))

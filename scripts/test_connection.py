@@ -32,6 +32,7 @@ from daytrading.config.cli_flags import common_parser, refuse, settings_from_arg
 from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError, SuiteError
 from daytrading.core.order_refs import TEST_CONNECTION_REF
+from daytrading.core.types import Mode
 from daytrading.operations import tables
 from daytrading.runtime.log_setup import setup_logging
 
@@ -152,7 +153,7 @@ def check_socket(report: Report, settings: Settings, timeout: float) -> bool:
                     + ") and pass it with --port or broker.port; in TWS tick 'Enable ActiveX "
                     "and Socket Clients'" + ("; for the simulator start `python -m ibsim "
                                              "--port PORT` first"
-                                             if settings.broker.mode == "sim" else "")),
+                                             if settings.broker.mode == Mode.SIM else "")),
         "unreachable": (f"cannot reach {where} ({text})",
                         "check broker.host (normally 127.0.0.1) and any firewall in between"),
         "closed": (f"{where} accepted the socket and then closed it ({text}): the gateway does "
@@ -201,7 +202,7 @@ async def check_session(report: Report, settings: Settings, args: argparse.Names
             return
         account = client.account_id
         paper = account.upper().startswith("DU")
-        kind = ("paper (simulator)" if settings.broker.mode == "sim"
+        kind = ("paper (simulator)" if settings.broker.mode == Mode.SIM
                 else "paper" if paper else "LIVE")
         report.facts.update(account=account, account_type="paper" if paper else "live",
                             client_id=client_id)
@@ -234,7 +235,7 @@ async def _check_clock(report: Report, client: Any, settings: Settings) -> None:
     except SuiteError as exc:
         report.add("Clock", WARN, f"server time not received: {exc}")
         return
-    if settings.broker.mode == "sim":
+    if settings.broker.mode == Mode.SIM:
         from daytrading.core.clock import SimClock
 
         local = SimClock.from_ibsim(settings.broker.host, settings.broker.port).now()
@@ -303,7 +304,7 @@ async def _check_orders(report: Report, client: Any, settings: Settings,
     if settings.broker.dry_run:
         report.add("Order placement", SKIP, "--dry-run: no test order sent")
         return
-    if settings.broker.mode == "live" and not args.order_test:
+    if settings.broker.mode == Mode.LIVE and not args.order_test:
         report.add("Order placement", SKIP, "live account: no test order sent",
                    "pass --order-test to check that the API accepts orders (a far-from-market "
                    "limit order, cancelled at once)")
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
     if args.symbol is None:
-        sim = settings.broker.mode == "sim"
+        sim = settings.broker.mode == Mode.SIM
         args.symbol = (settings.sim.symbols[0] if sim and settings.sim.symbols
                        else "AAPL" if sim else "SPY")
     setup_logging("test_connection", settings, console=False)

@@ -23,8 +23,9 @@ from daytrading.broker.codes import (
 from daytrading.broker.session import Session
 from daytrading.config.settings import BrokerSettings
 from daytrading.core.errors import ConfigError
+from daytrading.core.types import Mode
 
-MODES = ("sim", "paper", "live")
+MODES = tuple(m.value for m in Mode)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 REAL_IB_PORTS = frozenset({4001, 4002, 7496, 7497})  # ibsim never listens on these
 
@@ -41,13 +42,13 @@ def check_settings(settings: BrokerSettings) -> None:
             f"broker.mode = {mode!r} is not one of {', '.join(MODES)}. "
             "Fix: set broker.mode to 'sim', 'paper' or 'live'."
         )
-    if mode == "live" and not settings.live_trading_enabled:
+    if mode == Mode.LIVE and not settings.live_trading_enabled:
         raise AccountModeError(
             "broker.mode = 'live' but broker.live_trading_enabled is false, so live orders are "
             "refused. Fix: start with --live (sets broker.live_trading_enabled = true) or use "
             "broker.mode = 'paper'."
         )
-    if mode == "sim":
+    if mode == Mode.SIM:
         if not is_loopback(settings.host):
             raise ConfigError(
                 f"broker.mode = 'sim' but broker.host = {settings.host!r} is not loopback; the "
@@ -97,7 +98,7 @@ def check_account(mode: str, account: str, *, live_trading_enabled: bool) -> Non
             "Fix: log IB Gateway/TWS into your paper account (or connect to its paper port), "
             "or use broker.mode = 'live' with --live if you really mean real money."
         )
-    if mode == "live":
+    if mode == Mode.LIVE:
         if not live_trading_enabled:
             raise AccountModeError(
                 f"broker.mode = 'live' (account {account!r}) but broker.live_trading_enabled "

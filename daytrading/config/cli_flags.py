@@ -18,6 +18,7 @@ from daytrading.config.loader import MODES, load_settings
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError
+from daytrading.core.types import Mode
 
 CONFIG_ERROR_EXIT_CODE = 2
 
@@ -87,7 +88,7 @@ def settings_from_args(
     with exit_on_config_error(getattr(args, "_prog", None)):
         settings = load_settings(getattr(args, "config", None), env=env,
                                  overrides=overrides_from_args(args))
-        if getattr(args, "live", False) and settings.broker.mode != "live":
+        if getattr(args, "live", False) and settings.broker.mode != Mode.LIVE:
             raise ConfigError(
                 f"--live was given but broker.mode is {settings.broker.mode!r}, so no live "
                 "orders would be sent. Fix: add --mode live to trade live, or drop --live."
@@ -122,5 +123,5 @@ def add_sim_database_flag(parser: argparse.ArgumentParser) -> None:
 def database_target(args: argparse.Namespace, settings: Settings) -> tuple[Path | None, bool]:
     """Which database file a script means: (explicit path or None, sim?) from flags and config."""
     path = settings.database.path or None
-    sim = bool(getattr(args, "sim", False)) or settings.broker.mode == "sim"
+    sim = bool(getattr(args, "sim", False)) or settings.broker.mode == Mode.SIM
     return (Path(path) if path else None), sim

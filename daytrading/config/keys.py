@@ -18,9 +18,10 @@ from typing import Any, get_type_hints
 from daytrading.config import settings as _settings_module
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings, StrategySettings
+from daytrading.core.types import Mode, StopMode
 
-MODES = ("sim", "paper", "live")
-STOP_MODES = ("broker", "bot")
+MODES = tuple(m.value for m in Mode)
+STOP_MODES = tuple(m.value for m in StopMode)
 SCANNER_SOURCES = ("ib", "polygon", "file")
 WEBHOOK_FORMATS = ("json", "discord", "slack", "ntfy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

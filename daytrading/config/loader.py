@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -162,6 +163,8 @@ def _expected(tp: Any) -> str:
         int: "a whole number",
         float: "a number",
         str: "text in quotes",
+        **({tp: "one of " + ", ".join(repr(m.value) for m in tp)}
+           if isinstance(tp, type) and issubclass(tp, StrEnum) else {}),
     }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -211,6 +214,10 @@ def _coerce(value: Any, tp: Any, *, text: bool) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+    elif isinstance(tp, type) and issubclass(tp, StrEnum):
+        if isinstance(value, str):
+            # A member, or the text as given: the key's rule names the choices and the fix.
+            return tp(value) if value in tp._value2member_map_ else value
     raise _BadType(_expected(tp))
 
 
@@ -235,6 +242,8 @@ def _parse_text(raw: str, tp: Any) -> Any:
         if not math.isfinite(number):
             raise _BadType("a finite number (not inf or nan)")
         return number
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return _coerce(raw, tp, text=False)
     raise _BadType(_expected(tp))
 
 

@@ -36,6 +36,7 @@ from daytrading.config.keys import (
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings
 from daytrading.core.clock import is_loopback_host
+from daytrading.core.types import Mode
 
 # --------------------------------------------------------------------------- rules
 
@@ -262,25 +263,25 @@ class _Checker:
     def broker(self) -> None:
         b = self.s.broker
         if self.usable("broker.mode", "broker.live_trading_enabled"):
-            if b.mode == "live" and not b.live_trading_enabled:
+            if b.mode == Mode.LIVE and not b.live_trading_enabled:
                 self.refuse("broker.mode", "live mode needs the explicit opt-in "
                             "broker.live_trading_enabled = true",
                             "start with --live (it sets broker.live_trading_enabled), or use "
                             "mode \"paper\" to trade the paper account")
-        if self.usable("broker.mode", "broker.host") and b.mode == "sim" and not is_loopback_host(b.host):
+        if self.usable("broker.mode", "broker.host") and b.mode == Mode.SIM and not is_loopback_host(b.host):
             self.refuse("broker.host", "sim mode talks only to the local simulator (ibsim), "
                         "which listens on loopback only",
                         "set broker.host to \"127.0.0.1\" in sim mode")
         if self.usable("broker.mode", "broker.account") and b.account:
             paper_account = b.account.upper().startswith("DU")
-            if b.mode == "paper" and not paper_account:
+            if b.mode == Mode.PAPER and not paper_account:
                 self.refuse("broker.account", "paper mode needs a paper account (ids start with "
                             "DU)", "use your DU... paper account id, or leave it empty")
-            if b.mode == "live" and paper_account:
+            if b.mode == Mode.LIVE and paper_account:
                 self.refuse("broker.account", "live mode was asked for but this is a paper "
                             "account (DU...)", "use --mode paper for a paper account, or set "
                             "your live account id")
-        if self.usable("broker.mode", "broker.port") and b.mode == "paper" and b.port in IB_LIVE_PORTS:
+        if self.usable("broker.mode", "broker.port") and b.mode == Mode.PAPER and b.port in IB_LIVE_PORTS:
             self.warn("broker.port", f"{b.port} is the usual IB live-trading port but mode is "
                       "paper; the paper-account check will refuse a live account")
         ids = ("broker.exit_manager_client_id", "broker.day_trader_client_id",

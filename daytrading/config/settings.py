@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daytrading.core.types import Mode, StopMode
+
 
 @dataclass(slots=True)
 class BrokerSettings:
-    mode: str = "paper"  # sim | paper | live
+    mode: Mode = Mode.PAPER  # sim | paper | live
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway paper; ibsim picks its own free port in sim mode
     live_trading_enabled: bool = False  # live mode refuses to start unless this is true
@@ -48,7 +50,7 @@ class LoggingSettings:
 class ExitSettings:
     profit_target_pct: float = 1.8
     stop_loss_pct: float = 0.9
-    stop_mode: str = "broker"  # broker (OCA at IBKR) | bot (watched on every tick)
+    stop_mode: StopMode = StopMode.BROKER  # broker (OCA at IBKR) | bot (watched on every tick)
     trailing_enabled: bool = False
     trailing_activation_pct: float = 1.0
     trailing_distance_pct: float = 0.5

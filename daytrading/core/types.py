@@ -61,9 +61,27 @@ class ExitReason(StrEnum):
 
 
 class Mode(StrEnum):
+    """Where orders go: ibsim on loopback, an IBKR paper account, or real money."""
+
     SIM = "sim"
     PAPER = "paper"
     LIVE = "live"
+
+
+class StopMode(StrEnum):
+    """Where a position's stop lives: resting at IBKR (OCA with the target), or watched by
+    the exit manager on every tick and sent at market when crossed."""
+
+    BROKER = "broker"
+    BOT = "bot"
+
+
+class PositionStatus(StrEnum):
+    """A suite position's state in active_positions."""
+
+    OPEN = "OPEN"
+    EXITING = "EXITING"  # an exit order is on its way
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"  # the broker keeps refusing its exit: a human looks
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,8 @@ from daytrading.broker.api import (
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
 from daytrading.core.errors import OperationalError, PositionExistsError, TransientError
+from daytrading.core.journal import Journal
 from daytrading.core.order_refs import ENTRY_PREFIX, is_entry
-from daytrading.runtime.journal import Journal
 from daytrading.runtime.tasks import TaskSet
 from daytrading.strategy.exit_rules import target_and_stop_prices
 

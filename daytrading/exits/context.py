@@ -17,9 +17,9 @@ from typing import Any
 from daytrading.broker.api import BrokerClient, FillReport, OrderUpdate
 from daytrading.config.settings import Settings
 from daytrading.core.errors import OperationalError
+from daytrading.core.journal import Journal
 from daytrading.core.types import ExitReason
 from daytrading.exits.positions import Tracked
-from daytrading.runtime.journal import Journal
 from daytrading.runtime.process import DbWorker
 from daytrading.runtime.tasks import TaskSet
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from daytrading.broker.api import ConnectionState
 from daytrading.core import order_refs
 from daytrading.core.errors import OperationalError, TransientError
-from daytrading.core.types import ExitReason
+from daytrading.core.types import ExitReason, PositionStatus
 from daytrading.exits.context import CANCEL_TIMEOUT_SECONDS, PROCESS, ExitContext
 from daytrading.exits.orders import ACKED, ExitOrders
 from daytrading.exits.positions import Tracked
@@ -231,7 +231,7 @@ class ExitExecution:
     def _mark_exiting(self, symbol: str, reason: ExitReason, exit_ref: str) -> None:
         """(worker thread) so a restart resumes the exit, with its reason."""
         try:
-            self.ctx.db.update_active_position(symbol, status="EXITING", metadata={
+            self.ctx.db.update_active_position(symbol, status=PositionStatus.EXITING, metadata={
                 "exit_reason": reason.value, "exit_order_ref": exit_ref})
         except OperationalError as exc:  # closed meanwhile (its fill was faster)
             log.debug("%s: not marked EXITING: %s", symbol, exc)
@@ -239,6 +239,6 @@ class ExitExecution:
     def _mark_attention(self, symbol: str) -> None:
         """(worker thread)"""
         try:
-            self.ctx.db.update_active_position(symbol, status="NEEDS_ATTENTION")
+            self.ctx.db.update_active_position(symbol, status=PositionStatus.NEEDS_ATTENTION)
         except OperationalError as exc:
             log.warning("%s: not marked NEEDS_ATTENTION: %s", symbol, exc)

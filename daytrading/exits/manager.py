@@ -40,7 +40,7 @@ from daytrading.config.settings import Settings
 from daytrading.core import order_refs
 from daytrading.core.errors import TransientError
 from daytrading.core.order_refs import EXIT_PREFIX, is_exit
-from daytrading.core.types import ExitReason, Quote
+from daytrading.core.types import ExitReason, PositionStatus, Quote, StopMode
 from daytrading.exits.context import PROCESS, ExitContext
 from daytrading.exits.execution import ExitExecution
 from daytrading.exits.orders import ExitOrders
@@ -142,7 +142,7 @@ class Protector:
                       f"{symbol}: re-adopted {len(t.orders)} working exit order(s): "
                       + ", ".join(sorted(t.orders)))
         await ctx.subscribe(symbol)
-        if row.get("status") == "EXITING":
+        if row.get("status") == PositionStatus.EXITING:
             t.ready = True
             metadata = row.get("metadata") or {}
             reason = exit_reason_from(metadata.get("exit_reason"), ExitReason.STOP_LOSS)
@@ -216,18 +216,18 @@ class Protector:
             self.ctx.dry_run_note(t, "protect",
                                   f"{t.symbol}: dry run: would place target LMT {t.target:.2f}"
                                   + (f" and stop STP {t.stop:.2f} (OCA)"
-                                     if t.stop_mode == "broker"
+                                     if t.stop_mode == StopMode.BROKER
                                      else "; stop watched on ticks (bot mode)"))
             return
         oca = order_refs.oca_group(t.position_id, int(time.time() * 1000))
         placed_stop = False
-        if t.stop_mode == "broker" and not t.exiting:
+        if t.stop_mode == StopMode.BROKER and not t.exiting:
             update = await self.orders.send(t, order_refs.STOP, ExitReason.STOP_LOSS, order_type="STP",
                                             stop_price=t.stop, tif="GTC", oca_group=oca)
             placed_stop = update is not None
             if not placed_stop and t.symbol in self.tracked:
-                t.stop_mode = "bot"
-                self.ctx.io.submit(self.db.update_active_position, t.symbol, stop_mode="bot")
+                t.stop_mode = StopMode.BOT
+                self.ctx.io.submit(self.db.update_active_position, t.symbol, stop_mode=StopMode.BOT)
                 self.ctx.event("stop_fallback_bot", t.symbol,
                                f"{t.symbol}: the broker refused the stop order; this "
                                "position's stop is now watched on every tick and sent as a "
@@ -296,7 +296,7 @@ class Protector:
             return
         if decision.reason is ExitReason.PROFIT_TARGET and t.working(order_refs.TARGET):
             return  # the resting limit order takes it at the broker
-        if decision.reason is ExitReason.STOP_LOSS and t.stop_mode == "broker" and t.working(order_refs.STOP):
+        if decision.reason is ExitReason.STOP_LOSS and t.stop_mode == StopMode.BROKER and t.working(order_refs.STOP):
             return  # the resting stop order takes it at the broker
         self.request_exit(t.symbol, decision.reason, decision.detail)
 
@@ -340,8 +340,8 @@ class Protector:
             ctx.event("partial_exit", t.symbol,
                       f"{t.symbol}: {t.sold:g} of {t.quantity} sold by {fill.order_ref}")
             # the OCA partner may be gone now: watch the stop on ticks for the rest
-            if t.stop_mode == "broker" and not t.working(order_refs.STOP):
-                t.stop_mode = "bot"
+            if t.stop_mode == StopMode.BROKER and not t.working(order_refs.STOP):
+                t.stop_mode = StopMode.BOT
 
     # ----------------------------------------------------------------- shutdown
     async def drain(self, timeout: float | None = None) -> None:

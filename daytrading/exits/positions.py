@@ -19,7 +19,7 @@ from daytrading.broker.api import FillReport, OrderUpdate
 from daytrading.config.settings import ExitSettings
 from daytrading.core import order_refs
 from daytrading.core.clock import parse_instant
-from daytrading.core.types import ExitReason, PositionView
+from daytrading.core.types import ExitReason, PositionStatus, PositionView, StopMode
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
 # the reason a resting order of this purpose implies when nothing more specific is known
@@ -38,7 +38,7 @@ class Tracked:
     entry_time: datetime
     target: float
     stop: float
-    stop_mode: str
+    stop_mode: StopMode
     high_water: float
     saved_high_water: float = 0.0
     orders: dict[str, OrderUpdate] = field(default_factory=dict)  # order_ref -> latest update
@@ -68,9 +68,9 @@ class Tracked:
             entry_price=entry, entry_time=parse_instant(row["entry_timestamp"]),
             target=float(row.get("profit_target_price") or target),
             stop=float(row.get("stop_loss_price") or stop),
-            stop_mode=str(row.get("stop_mode") or exits.stop_mode),
+            stop_mode=_stop_mode(row.get("stop_mode"), exits.stop_mode),
             high_water=high_water, saved_high_water=high_water,
-            needs_attention=row.get("status") == "NEEDS_ATTENTION", watch_since=now,
+            needs_attention=row.get("status") == PositionStatus.NEEDS_ATTENTION, watch_since=now,
         )
 
     # ------------------------------------------------------------------ shares
@@ -165,6 +165,14 @@ def initial_levels(entry: float, metadata: Mapping[str, Any], exits: ExitSetting
     target_pct = metadata.get("target_pct")
     return target_and_stop_prices(entry, exits,
                                   target_pct=float(target_pct) if target_pct else None)
+
+
+def _stop_mode(stored: Any, default: str) -> StopMode:
+    """The row's stop mode; the configured one when the row names none (or garbage)."""
+    for value in (stored, default):
+        if isinstance(value, str) and value in StopMode._value2member_map_:
+            return StopMode(value)
+    return StopMode.BROKER
 
 
 def exit_reason_from(value: Any, default: ExitReason | None = None) -> ExitReason | None:

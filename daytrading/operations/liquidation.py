@@ -30,10 +30,10 @@ from daytrading.config.settings import Settings
 from daytrading.core import order_refs
 from daytrading.core.clock import WallClock, parse_instant, trading_date
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
+from daytrading.core.journal import Journal
 from daytrading.core.order_refs import LIQUIDATION_PREFIX, is_liquidation
-from daytrading.core.types import ExitReason
+from daytrading.core.types import ExitReason, Mode
 from daytrading.operations.reports import normalize_side
-from daytrading.runtime.journal import Journal
 
 log = logging.getLogger("daytrading.operations.liquidation")
 
@@ -517,7 +517,7 @@ def operator_clock(settings: Settings, *, required: bool = True) -> Any:
     required=False: when ibsim does not answer (reports with --offline), fall back to the
     wall clock instead of failing.
     """
-    if settings.broker.mode != "sim":
+    if settings.broker.mode != Mode.SIM:
         return WallClock()
     from daytrading.runtime.process import make_clock
 
@@ -531,7 +531,7 @@ def operator_clock(settings: Settings, *, required: bool = True) -> Any:
 
 def clock_note(settings: Settings, clock: Any) -> str | None:
     """A warning when sim mode fell back to the PC's clock ("today" may not be the sim day)."""
-    if settings.broker.mode == "sim" and isinstance(clock, WallClock):
+    if settings.broker.mode == Mode.SIM and isinstance(clock, WallClock):
         return (f"the simulator at {settings.broker.host}:{settings.broker.port} did not answer; "
                 "dates are this PC's, not the simulated day's (pass --date, or start ibsim)")
     return None

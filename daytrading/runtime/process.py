@@ -26,6 +26,7 @@ from daytrading.config.settings import PROJECT_ROOT, Settings
 from daytrading.core.clock import SimClock, WallClock, trading_date
 from daytrading.core.errors import ConfigError, TransientError
 from daytrading.core.market_calendar import is_trading_day, session_open_close
+from daytrading.core.types import Mode
 from daytrading.supervision.heartbeats import code_version, decode_detail
 
 NEW_YORK_PREMARKET = time(4, 0)
@@ -34,7 +35,7 @@ T = TypeVar("T")
 
 def make_clock(settings: Settings, *, attempts: int = 40, delay: float = 0.25) -> Any:
     """Wall clock live and in paper; in sim mode the simulator's clock, asked over its ctl channel."""
-    if settings.broker.mode != "sim":
+    if settings.broker.mode != Mode.SIM:
         return WallClock()
     last: Exception | None = None
     for _ in range(attempts):
@@ -55,7 +56,7 @@ def open_database(settings: Settings, clock: Any) -> Any:
     from observability import get_database
 
     path = settings.database.path or None
-    return get_database(path, sim=settings.broker.mode == "sim", clock=clock)
+    return get_database(path, sim=settings.broker.mode == Mode.SIM, clock=clock)
 
 
 def session_close_for(now: datetime) -> datetime | None:

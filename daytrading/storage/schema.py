@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daytrading.core.errors import SchemaTooNewError
+from daytrading.core.types import PositionStatus
 
 OPEN_INTENT_STATUSES = ("PENDING", "SUBMITTED")
 INTENT_STATUSES = ("PENDING", "SUBMITTED", "FILLED", "CANCELLED", "REJECTED")
-POSITION_STATUSES = ("OPEN", "EXITING", "NEEDS_ATTENTION")
+POSITION_STATUSES = tuple(s.value for s in PositionStatus)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from daytrading.core.types import Mode
 from daytrading.supervision.schedule import format_duration
 
 
@@ -216,7 +217,7 @@ def _header(s: DashboardSnapshot) -> Text:
     text.append(f"  {s.generated_at:%Y-%m-%d %H:%M:%S %Z}".rstrip())
     if s.account.mode:
         text.append("  mode: ")
-        text.append(s.account.mode.upper(), style="bold red" if s.account.mode == "live" else "")
+        text.append(s.account.mode.upper(), style="bold red" if s.account.mode == Mode.LIVE else "")
     if s.schedule:
         text.append("\nschedule: ")
         text.append(s.schedule)

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daytrading.core.clock import parse_instant_or_none
+from daytrading.core.types import PositionStatus
 from daytrading.strategy.risk import control_on
 from daytrading.supervision.alerts import Alert, daily_summary_alert
 from daytrading.supervision.dashboard import (
@@ -81,7 +82,7 @@ def build_snapshot(db: Any, now: datetime, statuses: Iterable[Any], *, schedule:
             last_price=last_prices.get(row["symbol"]), target_price=row.get("profit_target_price"),
             stop_price=row.get("stop_loss_price"),
             time_in_trade_seconds=max(0.0, (now - entered).total_seconds()) if entered else None,
-            status=row.get("status") or "OPEN"))
+            status=row.get("status") or PositionStatus.OPEN))
     # Every trade closed today, including rows an operator cleared for re-entry.
     closed = db.get_closed_positions(now.astimezone(NEW_YORK).date())
     closed_rows = [ClosedRow(c["symbol"], c["exit_reason"], c.get("pnl_usd"), c.get("pnl_pct"))
