@@ -39,16 +39,10 @@ from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError
 from daytrading.core.types import Mode
 from daytrading.entries.pipeline import PROCESS
+from daytrading.runtime.heartbeat import Heartbeat
 from daytrading.runtime.log_setup import setup_logging
-from daytrading.runtime.process import (
-    Heartbeat,
-    connect_with_retry,
-    install_stop_handlers,
-    make_clock,
-    open_database,
-    run_process,
-    wait_or_stop,
-)
+from daytrading.runtime.startup import connect_with_retry, make_clock, open_database
+from daytrading.runtime.stop import install_stop_handlers, run_process, wait_or_stop
 
 LOOP_SECONDS = 0.25
 STATUS_SECONDS = 1.0

@@ -20,21 +20,13 @@ from dataclasses import dataclass
 from daytrading.broker.api import BrokerClient, ConnectionState
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
+from daytrading.core.market_calendar import session_close_for, session_start_for, warm_up_calendar
 from daytrading.exits.manager import PROCESS, Protector
+from daytrading.runtime.db_worker import DbWorker
+from daytrading.runtime.heartbeat import Heartbeat
 from daytrading.runtime.log_setup import setup_logging
-from daytrading.runtime.process import (
-    DbWorker,
-    Heartbeat,
-    connect_with_retry,
-    install_stop_handlers,
-    make_clock,
-    open_database,
-    run_process,
-    session_close_for,
-    session_start_for,
-    wait_or_stop,
-    warm_up_calendar,
-)
+from daytrading.runtime.startup import connect_with_retry, make_clock, open_database
+from daytrading.runtime.stop import install_stop_handlers, run_process, wait_or_stop
 from daytrading.supervision.heartbeats import encode_detail
 
 ROW_CHECK_SECONDS = 0.2  # PRAGMA data_version is cheap: adoption well within one second

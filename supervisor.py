@@ -474,7 +474,7 @@ def _run(args: argparse.Namespace) -> int:
         settings, child_args, gateway, clock, day = _prepare(args)
         dashboard = not args.no_dashboard
         setup_logging(PROCESS, settings, console=not dashboard, clock=clock)
-        from daytrading.runtime.process import open_database
+        from daytrading.runtime.startup import open_database
 
         db = open_database(settings, clock)
         logs = _child_logs(settings, dashboard)

@@ -46,7 +46,7 @@ def role_floor(port: int) -> None:
     import exit_manager  # noqa: F401 - the same import cost as the real process
     from daytrading.broker.ib_client import IBClient
     from daytrading.config.settings import BrokerSettings
-    from daytrading.runtime.process import warm_up_calendar
+    from daytrading.core.market_calendar import warm_up_calendar
 
     async def connect() -> None:
         warm_up_calendar(__import__("datetime").datetime.now(__import__("datetime").UTC))

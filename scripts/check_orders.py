@@ -27,6 +27,7 @@ from daytrading.broker.api import BrokerPosition, FillReport, OrderUpdate
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
+from daytrading.core.market_calendar import session_start_for
 from daytrading.core.order_refs import Owner, owner_of
 from daytrading.core.types import PositionStatus
 from daytrading.operations import tables
@@ -36,7 +37,6 @@ from daytrading.operations.liquidation import (
     operator_clock,
 )
 from daytrading.runtime.log_setup import setup_logging
-from daytrading.runtime.process import session_start_for
 
 PROG = "check_orders.py"
 ERROR, WARNING = "error", "warning"

@@ -27,6 +27,7 @@ from daytrading.config.cli_flags import add_common_flags, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core.clock import parse_instant_or_none
 from daytrading.core.errors import PositionExistsError
+from daytrading.core.market_calendar import session_close_for
 from daytrading.operations import tables
 from daytrading.operations.liquidation import (
     clock_note,
@@ -35,7 +36,6 @@ from daytrading.operations.liquidation import (
     operator_clock,
 )
 from daytrading.runtime.log_setup import setup_logging
-from daytrading.runtime.process import session_close_for
 from daytrading.strategy.exit_rules import target_and_stop_prices
 
 PROG = "ctl.py"

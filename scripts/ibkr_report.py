@@ -28,6 +28,7 @@ from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core.clock import trading_date
 from daytrading.core.errors import ConfigError
+from daytrading.core.market_calendar import session_start_for
 from daytrading.operations import tables
 from daytrading.operations.liquidation import (
     connect_operator,
@@ -41,7 +42,6 @@ from daytrading.operations.reports import (
     fills_totals,
 )
 from daytrading.runtime.log_setup import setup_logging
-from daytrading.runtime.process import session_start_for
 
 PROG = "ibkr_report.py"
 

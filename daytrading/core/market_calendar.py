@@ -11,7 +11,7 @@ import threading
 import warnings
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from daytrading.core.clock import NEW_YORK, to_new_york, trading_date
 
@@ -19,6 +19,7 @@ CALENDAR_NAME = "XNYS"
 FIRST_YEAR = 2000
 YEARS_AHEAD = 3  # exchange_calendars knows the holiday rules; load a few years past today
 REGULAR_CLOSE = time(16, 0)  # New York
+NEW_YORK_PREMARKET = time(4, 0)  # executions of a trading day are looked up from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +164,26 @@ __all__ = [
     "session_minutes",
     "session_open_close",
 ]
+
+
+def session_close_for(now: datetime) -> datetime | None:
+    """Today's NYSE close (early on half days), or None on a non-trading day."""
+    day = trading_date(now)
+    if not is_trading_day(day):
+        return None
+    return session_open_close(day)[1]
+
+
+def warm_up_calendar(now: datetime) -> None:
+    """Load the NYSE calendar now (about half a second), not on the first price tick.
+
+    Left lazy, the load happens inside the first quote callback and holds the event loop,
+    which once delayed a stop order's placement by half a second.
+    """
+    session_close_for(now)
+
+
+def session_start_for(now: datetime) -> datetime:
+    """Start of the New York trading day (04:00 pre-market), for executions since then."""
+    local = now.astimezone(NEW_YORK)
+    return datetime.combine(local.date(), NEW_YORK_PREMARKET, tzinfo=NEW_YORK) - timedelta(minutes=1)

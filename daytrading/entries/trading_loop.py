@@ -28,7 +28,7 @@ from daytrading.core.clock import trading_date
 from daytrading.core.decisions import EntryDecision, GateDecision, MarketState
 from daytrading.core.errors import ConfigError
 from daytrading.core.journal import Journal
-from daytrading.core.market_calendar import is_trading_day, session_open_close
+from daytrading.core.market_calendar import is_trading_day, session_open_close, session_start_for
 from daytrading.entries.confidence import ConfidenceBook, context_from_state
 from daytrading.entries.llm_scoring import LlmScorer
 from daytrading.entries.pipeline import PROCESS, EntryManager, EntryPlan, EntryResult
@@ -41,7 +41,6 @@ from daytrading.entries.premarket import (
     valid_price,
 )
 from daytrading.entries.watchlist import HistoryBudget, WatchedSymbol, Watchlist, describe_state
-from daytrading.runtime.process import session_start_for
 from daytrading.runtime.tasks import TaskSet
 from daytrading.scanner import Scanner
 from daytrading.scanner.base import Candidate, ScanResult, WarningEvent

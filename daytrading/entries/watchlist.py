@@ -39,8 +39,8 @@ from typing import Any, Protocol
 from daytrading.config.settings import Settings
 from daytrading.core.decisions import EntryDecision, MarketState
 from daytrading.core.errors import ConfigError
+from daytrading.core.market_calendar import session_start_for
 from daytrading.core.types import Bar
-from daytrading.runtime.process import session_start_for
 from daytrading.scanner.base import Candidate
 from daytrading.strategy.bars import BarAggregator, epoch_seconds
 from daytrading.strategy.indicators import IndicatorSet

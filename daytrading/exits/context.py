@@ -20,7 +20,7 @@ from daytrading.core.errors import OperationalError
 from daytrading.core.journal import Journal
 from daytrading.core.types import ExitReason
 from daytrading.exits.positions import Tracked
-from daytrading.runtime.process import DbWorker
+from daytrading.runtime.db_worker import DbWorker
 from daytrading.runtime.tasks import TaskSet
 
 PROCESS = "exit_manager"

@@ -47,7 +47,7 @@ from daytrading.exits.orders import ExitOrders
 from daytrading.exits.positions import Tracked, exit_reason_from
 from daytrading.exits.reconcile_actions import Reconciler
 from daytrading.exits.reconcile_plan import exit_fills_of
-from daytrading.runtime.process import DbWorker
+from daytrading.runtime.db_worker import DbWorker
 from daytrading.strategy.exit_rules import evaluate_exit, is_stale
 
 __all__ = ["PROCESS", "Protector", "Tracked"]

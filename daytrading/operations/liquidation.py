@@ -326,7 +326,7 @@ class Liquidator:
                                       reason="settled by a later liquidation run")
 
     def _session_start(self) -> datetime:
-        from daytrading.runtime.process import session_start_for
+        from daytrading.core.market_calendar import session_start_for
 
         return session_start_for(self.clock.now())
 
@@ -519,7 +519,7 @@ def operator_clock(settings: Settings, *, required: bool = True) -> Any:
     """
     if settings.broker.mode != Mode.SIM:
         return WallClock()
-    from daytrading.runtime.process import make_clock
+    from daytrading.runtime.startup import make_clock
 
     try:
         return make_clock(settings, attempts=8 if required else 1, delay=0.25)
@@ -539,7 +539,7 @@ def clock_note(settings: Settings, clock: Any) -> str | None:
 
 def open_operator_db(settings: Settings, clock: Any) -> Any:
     """The suite database (the sim file in sim mode unless --db names one)."""
-    from daytrading.runtime.process import open_database
+    from daytrading.runtime.startup import open_database
 
     return open_database(settings, clock)
 

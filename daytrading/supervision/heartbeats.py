@@ -1,6 +1,6 @@
 """Heartbeats as the supervisor reads them, and the code version every child reports.
 
-Why here and not in the supervisor core: the children (through `daytrading.runtime.process`) need
+Why here and not in the supervisor core: the children (through `daytrading.runtime.heartbeat`) need
 `code_version` and the detail encoding without importing the process machinery, and the
 parsing of database rows is a pure job that the dashboard, the supervisor and the benchmark
 share.

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from daytrading.broker.api import AccountSnapshot, ConnectionState
-from daytrading.runtime.process import Heartbeat
+from daytrading.runtime.heartbeat import Heartbeat
 from daytrading.supervision.heartbeats import decode_detail, encode_detail
 from exit_manager import NetLiquidation
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daytrading.core.clock import ManualClock
-from daytrading.runtime.process import Heartbeat
+from daytrading.runtime.heartbeat import Heartbeat
 from daytrading.supervision.dashboard import render_to_text
 from daytrading.supervision.heartbeats import encode_detail
 from daytrading.supervision.view import build_snapshot
