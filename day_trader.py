@@ -28,6 +28,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from daytrading.config.cli_flags import common_parser, exit_on_config_error, ove
 from daytrading.config.loader import load_settings, require_secrets
 from daytrading.config.secrets import Secrets, load_secrets
 from daytrading.config.settings import Settings
+from daytrading.core.clock import Clock, trading_date
 from daytrading.core.errors import ConfigError
 from daytrading.core.types import Mode
 from daytrading.entries.pipeline import PROCESS
@@ -97,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def run(settings: Settings, client_id: int, secrets: Secrets) -> int:
+    # Imported here, not at the top: ib_insync, pandas and langchain take about a second to
+    # load, and `--help` or a refused configuration should answer at once.
     from daytrading.broker.ib_client import IBClient
     from daytrading.broker.pacing import HistoricalPacer, MonotonicClock
     from daytrading.entries.llm_scoring import LlmScorer
@@ -187,10 +191,8 @@ def history_summary(pacer_stats: Mapping[str, float],
             "most_per_symbol": most}
 
 
-def _today(clock: object):  # -> date
-    from daytrading.core.clock import trading_date
-
-    return trading_date(clock.now())  # type: ignore[attr-defined]
+def _today(clock: Clock) -> date:
+    return trading_date(clock.now())
 
 
 def main(argv: list[str] | None = None) -> int:

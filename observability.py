@@ -36,10 +36,10 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from daytrading.config.settings import DatabaseSettings
-from daytrading.core.clock import WallClock
+from daytrading.core.clock import Clock, WallClock
 from daytrading.core.errors import CorruptDatabaseError
 from daytrading.core.types import ExitReason
 from daytrading.storage import connection, fills, intents, journal, maintenance, positions, schema
@@ -75,10 +75,6 @@ __all__ = [
 SCHEMA_VERSION = schema.code_version()
 CONTROL_NAMES = journal.CONTROL_NAMES
 OPEN_INTENT_STATUSES = schema.OPEN_INTENT_STATUSES
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 _process_name: str | None = None

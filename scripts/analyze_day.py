@@ -35,7 +35,7 @@ from daytrading.core.market_calendar import is_trading_day, session_open_close
 from daytrading.core.types import Bar
 from daytrading.operations import tables
 from daytrading.operations.charts import ChartError, chart_format, write_chart
-from daytrading.operations.liquidation import (
+from daytrading.operations.operator import (
     clock_note,
     connect_operator,
     open_operator_db,

@@ -31,11 +31,7 @@ from daytrading.core.market_calendar import session_start_for
 from daytrading.core.order_refs import Owner, owner_of
 from daytrading.core.types import PositionStatus
 from daytrading.operations import tables
-from daytrading.operations.liquidation import (
-    connect_operator,
-    open_operator_db,
-    operator_clock,
-)
+from daytrading.operations.operator import connect_operator, open_operator_db, operator_clock
 from daytrading.runtime.log_setup import setup_logging
 
 PROG = "check_orders.py"

@@ -29,7 +29,7 @@ from daytrading.core.clock import parse_instant_or_none
 from daytrading.core.errors import PositionExistsError
 from daytrading.core.market_calendar import session_close_for
 from daytrading.operations import tables
-from daytrading.operations.liquidation import (
+from daytrading.operations.operator import (
     clock_note,
     connect_operator,
     open_operator_db,

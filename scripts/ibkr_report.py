@@ -30,11 +30,7 @@ from daytrading.core.clock import trading_date
 from daytrading.core.errors import ConfigError
 from daytrading.core.market_calendar import session_start_for
 from daytrading.operations import tables
-from daytrading.operations.liquidation import (
-    connect_operator,
-    open_operator_db,
-    operator_clock,
-)
+from daytrading.operations.operator import connect_operator, open_operator_db, operator_clock
 from daytrading.operations.reports import (
     Fill,
     fill_from_report,

@@ -19,7 +19,7 @@ from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core.clock import trading_date
 from daytrading.operations import tables
-from daytrading.operations.liquidation import clock_note, open_operator_db, operator_clock
+from daytrading.operations.operator import clock_note, open_operator_db, operator_clock
 from daytrading.operations.reports import ClosedTrade, DaySummary, summarize, trades_from_rows
 
 PROG = "todays_pnl.py"

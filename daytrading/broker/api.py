@@ -166,7 +166,9 @@ class BrokerClient(Protocol):
     """What processes may ask of the broker. All network calls are async (asyncio)."""
 
     client_id: int
-    state: ConnectionState
+
+    @property
+    def state(self) -> ConnectionState: ...
 
     # event hooks (plain callbacks, called on the event loop; keep them fast)
     on_state: list[Callable[[ConnectionState], None]]

@@ -113,7 +113,7 @@ def last_error(trade: Trade) -> tuple[int, str] | None:
 
 def is_rejection_code(code: int | None) -> bool:
     """A code that means the order itself was refused (not a cancel refusal, not info)."""
-    return bool(code) and not is_warning(code) and code not in CANCEL_REJECTIONS
+    return code is not None and code != 0 and not is_warning(code) and code not in CANCEL_REJECTIONS
 
 
 def order_status(trade: Trade, error_code: int | None) -> OrderStatus:

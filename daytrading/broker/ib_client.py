@@ -42,9 +42,10 @@ from daytrading.broker.market_data import MarketData
 from daytrading.broker.orders import OrderManager
 from daytrading.broker.pacing import HistoricalPacer
 from daytrading.broker.reconcile import BrokerQueries
-from daytrading.broker.session import Clock, Session
+from daytrading.broker.session import Session
 from daytrading.config.settings import BrokerSettings
 from daytrading.core.backoff import BackoffPolicy
+from daytrading.core.clock import Clock
 from daytrading.core.errors import ConfigError
 from daytrading.core.types import Bar, Quote
 

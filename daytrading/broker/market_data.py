@@ -148,10 +148,11 @@ class MarketData:
                 if self.s.ib.ticker(stream.contract) is not None:
                     self.s.ib.cancelMktData(stream.contract)
             self._request_quotes(stream)
-        for stream in self.bars.values():
-            if in_place and stream.bars is not None and stream.generation == self.s.generation:
-                self.s.ib.cancelRealTimeBars(stream.bars)
-            self._request_bars(stream)
+        for bar_stream in self.bars.values():
+            if in_place and bar_stream.bars is not None \
+                    and bar_stream.generation == self.s.generation:
+                self.s.ib.cancelRealTimeBars(bar_stream.bars)
+            self._request_bars(bar_stream)
         self.s.log.info("resubscribed %d quote and %d bar streams (market data type %s)",
                         len(self.quotes), len(self.bars), self.s.settings.market_data_type)
 

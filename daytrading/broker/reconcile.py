@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from ib_insync import AccountValue, PortfolioItem, Position, ScannerSubscription
+from ib_insync import AccountValue, PortfolioItem, Position, ScanDataList, ScannerSubscription
 
 from daytrading.broker.api import AccountSnapshot, BrokerPosition, FillReport
 from daytrading.broker.codes import BrokerConnectError
@@ -159,7 +159,7 @@ class BrokerQueries:
             data = await asyncio.wait_for(ib.reqScannerDataAsync(sub), self.s.request_timeout)
         except (TimeoutError, ConnectionError) as exc:
             for live in ib.realtimeBars():  # also holds live scanner subscriptions
-                if getattr(live, "subscription", None) is sub:
+                if isinstance(live, ScanDataList) and live.subscription is sub:
                     ib.cancelScannerSubscription(live)
             raise BrokerConnectError(
                 f"scanner {scan_code} got no answer within {self.s.request_timeout:.0f}s "

@@ -10,27 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ib_insync import IB, Contract, Stock
 
 from daytrading.broker.api import ConnectionState
 from daytrading.broker.codes import BrokerConnectError
 from daytrading.config.settings import BrokerSettings
-
-
-class Clock(Protocol):
-    """What the adapter needs from the suite's clock: the current aware time."""
-
-    def now(self) -> datetime: ...
-
-
-class WallClock:
-    """Default clock: UTC wall time (sim processes pass the simulator's shared clock)."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+from daytrading.core.clock import Clock, WallClock
 
 
 class Session:

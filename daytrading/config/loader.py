@@ -158,14 +158,15 @@ def _expected(tp: Any) -> str:
     if get_origin(tp) is list:
         item = get_args(tp)[0]
         return "a list of " + {int: "whole numbers", float: "numbers"}.get(item, "quoted texts")
-    return {
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    names: dict[Any, str] = {
         bool: "true or false",
         int: "a whole number",
         float: "a number",
         str: "text in quotes",
-        **({tp: "one of " + ", ".join(repr(m.value) for m in tp)}
-           if isinstance(tp, type) and issubclass(tp, StrEnum) else {}),
-    }.get(tp, getattr(tp, "__name__", str(tp)))
+    }
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 # --------------------------------------------------------------------------- types
@@ -378,7 +379,7 @@ def _read_config_file(
     config_path: Path | str | None, out: dict[str, _Entry], problems: list[ConfigProblem]
 ) -> None:
     explicit = config_path is not None
-    path = Path(config_path) if explicit else default_config_path()
+    path = Path(config_path) if config_path is not None else default_config_path()
     if not path.is_file():
         if explicit:
             problems.append(ConfigProblem(
@@ -499,7 +500,8 @@ def settings_summary(settings: Settings) -> dict[str, Any]:
             return [scrub(v) for v in value]
         return value
 
-    return scrub(asdict(settings))
+    summary: dict[str, Any] = scrub(asdict(settings))
+    return summary
 
 
 def require_secrets(settings: Settings, secrets: Secrets) -> None:

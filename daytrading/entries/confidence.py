@@ -47,7 +47,7 @@ class ConfidenceBook:
             return
         task = asyncio.get_running_loop().create_task(self._score(candidate, context))
         self._tasks[symbol] = task
-        task.add_done_callback(lambda _t, s=symbol: self._tasks.pop(s, None))
+        task.add_done_callback(lambda _t: self._tasks.pop(symbol, None))
 
     def forget_fallbacks(self) -> None:
         """Drop heuristic stand-ins so the next request asks the LLM again (after a rescan)."""

@@ -125,33 +125,34 @@ def call_budget_seconds(llm: LlmSettings) -> float:
     """The longest one score() waits: every attempt's timeout plus the client's retry pauses
     (openai's: 0.5 s doubling, at most 8 s each) plus a second of slack."""
     retries = max(0, int(llm.max_retries))
-    pauses = sum(min(0.5 * 2**i, 8.0) for i in range(retries))
+    pauses = sum(min(0.5 * 2.0**i, 8.0) for i in range(retries))
     return llm.timeout_seconds * (retries + 1) + pauses + 1.0
 
 
 def heuristic_score(candidate: Candidate, context: ScoreContext | None = None) -> LlmScore:
     """The documented no-LLM score (see the module docstring)."""
-    rsi = context.rsi if context is not None else None
-    gap, rvol = candidate.gap_pct, candidate.relative_volume
-    g = _clip((gap - 2.0) / 8.0) if _finite(gap) else 0.0
-    v = _clip((rvol - 1.0) / 4.0) if _finite(rvol) else 0.0
-    r = _clip((80.0 - rsi) / 20.0) if _finite(rsi) else 0.5
+    rsi = _finite_or_none(context.rsi if context is not None else None)
+    gap = _finite_or_none(candidate.gap_pct)
+    rvol = _finite_or_none(candidate.relative_volume)
+    g = _clip((gap - 2.0) / 8.0) if gap is not None else 0.0
+    v = _clip((rvol - 1.0) / 4.0) if rvol is not None else 0.0
+    r = _clip((80.0 - rsi) / 20.0) if rsi is not None else 0.5
     confidence = round(min(HEURISTIC_MAX_CONFIDENCE, 0.3 + 0.25 * g + 0.25 * v + 0.2 * r), 4)
     risks: list[str] = []
-    if not _finite(gap):
+    if gap is None:
         risks.append("gap unknown")
     elif gap > 20.0:
         risks.append(f"large gap ({gap:.0f}%): gap-fill risk")
-    if not _finite(rvol):
+    if rvol is None:
         risks.append("relative volume unknown")
     elif rvol < 1.0:
         risks.append(f"volume not confirming ({rvol:.1f}x)")
-    if _finite(rsi) and rsi > 70.0:
+    if rsi is not None and rsi > 70.0:
         risks.append(f"RSI {rsi:.0f}: overbought")
     parts = [
-        f"gap {gap:+.1f}%" if _finite(gap) else "gap unknown",
-        f"relative volume {rvol:.1f}x" if _finite(rvol) else "relative volume unknown",
-        f"RSI {rsi:.0f}" if _finite(rsi) else "RSI unknown",
+        f"gap {gap:+.1f}%" if gap is not None else "gap unknown",
+        f"relative volume {rvol:.1f}x" if rvol is not None else "relative volume unknown",
+        f"RSI {rsi:.0f}" if rsi is not None else "RSI unknown",
     ]
     return LlmScore(
         symbol=candidate.symbol,
@@ -453,8 +454,9 @@ def _is_timeout(exc: BaseException) -> bool:
         "Timeout" in cls.__name__ for cls in type(exc).__mro__)
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
+def _finite_or_none(x: float | None) -> float | None:
+    """x when it is a real number; None for a missing, infinite or NaN value."""
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _clip(x: float) -> float:

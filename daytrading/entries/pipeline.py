@@ -35,11 +35,13 @@ from daytrading.broker.api import (
 )
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
+from daytrading.core.clock import Clock
 from daytrading.core.errors import OperationalError, PositionExistsError, TransientError
 from daytrading.core.journal import Journal
 from daytrading.core.order_refs import ENTRY_PREFIX, is_entry
 from daytrading.runtime.tasks import TaskSet
 from daytrading.strategy.exit_rules import target_and_stop_prices
+from observability import Database
 
 PROCESS = "day_trader"
 OPEN_STATUSES = ("PENDING", "SUBMITTED")
@@ -156,9 +158,9 @@ class EntryManager:
 
     def __init__(
         self,
-        db: Any,
+        db: Database,
         broker: BrokerClient,
-        clock: Any,
+        clock: Clock,
         settings: Settings,
         *,
         min_wait_seconds: float = 1.0,

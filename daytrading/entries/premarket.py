@@ -25,6 +25,7 @@ from daytrading.config.settings import RiskSettings, Settings
 from daytrading.core.types import ExitReason
 from daytrading.entries.pipeline import EntryPlan
 from daytrading.scanner.base import Candidate
+from observability import Database
 
 NEW_YORK = ZoneInfo("America/New_York")
 MOO_WINDOW_START = time(9, 0)
@@ -109,7 +110,7 @@ def valid_price(value: Any) -> float | None:
 class PremarketPlanner:
     """Keeps today's plan (from the journal) and answers "are we done for the day?"."""
 
-    def __init__(self, db: Any, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.plan: DayPlan | None = None

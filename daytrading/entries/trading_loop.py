@@ -24,7 +24,7 @@ from typing import Any
 from daytrading.broker.api import BrokerClient, ConnectionState
 from daytrading.config.settings import RiskSettings, Settings
 from daytrading.core import order_refs
-from daytrading.core.clock import trading_date
+from daytrading.core.clock import Clock, trading_date
 from daytrading.core.decisions import EntryDecision, GateDecision, MarketState
 from daytrading.core.errors import ConfigError
 from daytrading.core.journal import Journal
@@ -54,6 +54,7 @@ from daytrading.strategy.risk import (
     entry_gate,
     position_size,
 )
+from observability import Database
 
 log = logging.getLogger(PROCESS)
 
@@ -67,7 +68,7 @@ SCAN_RETRY_MINUTES = 2.0  # after a failed watchlist refresh (clock minutes)
 class DayTrader:
     """Owns the day trader's state for one process; see the module docstring."""
 
-    def __init__(self, db: Any, broker: BrokerClient, clock: Any, settings: Settings, *,
+    def __init__(self, db: Database, broker: BrokerClient, clock: Clock, settings: Settings, *,
                  scanner: Scanner, scorer: LlmScorer | None = None, dry_run: bool = False,
                  min_wait_seconds: float = 1.0,
                  history_budget: HistoryBudget | None = None) -> None:
@@ -269,9 +270,10 @@ class DayTrader:
         else:
             log.debug("%s: %s (%s)", w.symbol, decision.action.value, decision.reason)
         if decision.enter and w.symbol not in self._attempting:
-            self._attempting.add(w.symbol)
+            symbol = w.symbol
+            self._attempting.add(symbol)
             task = self.tasks.spawn(self.attempt_entry(w, state, decision))
-            task.add_done_callback(lambda _t, s=w.symbol: self._attempting.discard(s))
+            task.add_done_callback(lambda _t: self._attempting.discard(symbol))
 
     async def attempt_entry(self, w: WatchedSymbol, state: MarketState,
                             decision: EntryDecision) -> EntryResult | None:
@@ -439,7 +441,7 @@ class DayTrader:
                    if i.get("purpose") == order_refs.ENTRY and i["symbol"] not in held]
         return {
             "realised": sum(float(r.get("pnl_usd") or 0.0) for r in closed),
-            "streak": count_stop_loss_streak(r.get("exit_reason") for r in closed),
+            "streak": count_stop_loss_streak(str(r.get("exit_reason") or "") for r in closed),
             "open_positions": len(active) + len(working),
             "open_value": sum(float(r["quantity"]) * float(r["entry_price"]) for r in active),
             "controls": self.db.get_controls(),

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from daytrading.broker.api import BrokerClient
 from daytrading.config.settings import Settings
+from daytrading.core.clock import Clock
 from daytrading.core.decisions import EntryDecision, MarketState
 from daytrading.core.errors import ConfigError
 from daytrading.core.market_calendar import session_start_for
@@ -149,7 +151,7 @@ def timeframe_duration(minutes: int) -> str:
 class Watchlist:
     """The symbols the day trader watches, each with its IndicatorSet."""
 
-    def __init__(self, broker: Any, clock: Any, settings: Settings, *,
+    def __init__(self, broker: BrokerClient, clock: Clock, settings: Settings, *,
                  on_state: STATE_LISTENER, event: EVENT_SINK,
                  budget: HistoryBudget | None = None) -> None:
         self.broker = broker

@@ -73,7 +73,7 @@ def build_figure(analysis: DayAnalysis, bars_by_symbol: Mapping[str, Sequence[Ba
     rows = len(panels) + 1
     figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * rows), dpi=DPI, layout="constrained")
     axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
-    formatter = mdates.DateFormatter("%H:%M", tz=NEW_YORK)
+    formatter = mdates.DateFormatter("%H:%M", tz=NEW_YORK)  # type: ignore[no-untyped-call]  # matplotlib leaves __init__ unannotated
     end = _last_time(analysis, panels)
     for ax, panel in zip(axes, panels, strict=False):
         _draw_symbol(ax, panel, analysis)

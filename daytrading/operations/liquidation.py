@@ -26,14 +26,14 @@ from datetime import date, datetime
 from typing import Any
 
 from daytrading.broker.api import BrokerClient, BrokerPosition, OrderRequest, OrderUpdate
-from daytrading.config.settings import Settings
 from daytrading.core import order_refs
-from daytrading.core.clock import WallClock, parse_instant, trading_date
+from daytrading.core.clock import Clock, parse_instant, trading_date
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
 from daytrading.core.journal import Journal
 from daytrading.core.order_refs import LIQUIDATION_PREFIX, is_liquidation
-from daytrading.core.types import ExitReason, Mode
+from daytrading.core.types import ExitReason
 from daytrading.operations.reports import normalize_side
+from observability import Database
 
 log = logging.getLogger("daytrading.operations.liquidation")
 
@@ -97,18 +97,18 @@ def plan_liquidation(
     by_symbol = {str(r["symbol"]): r for r in rows}
     in_scope: dict[str, Mapping[str, Any]] = {}
     skipped: list[Skipped] = []
-    for symbol, row in by_symbol.items():
-        if scope == "today" and _entry_day(row) != today:
-            held = positions.get(symbol)
-            skipped.append(Skipped(symbol, held.quantity if held else 0.0,
-                                   f"suite position entered {_entry_day(row)}, not today"))
+    for symbol, entered in by_symbol.items():
+        if scope == "today" and _entry_day(entered) != today:
+            position = positions.get(symbol)
+            skipped.append(Skipped(symbol, position.quantity if position else 0.0,
+                                   f"suite position entered {_entry_day(entered)}, not today"))
             continue
-        in_scope[symbol] = row
+        in_scope[symbol] = entered
     closes: list[PlannedClose] = []
     not_held: list[str] = []
     for symbol in sorted(set(positions) | set(in_scope)):
         held = positions[symbol].quantity if symbol in positions else 0.0
-        row = in_scope.get(symbol)
+        row: Mapping[str, Any] | None = in_scope.get(symbol)
         if row is None:
             if scope == "all" and held and symbol not in by_symbol:
                 closes.append(_close(symbol, held, None, hand_held=True, skipped=skipped))
@@ -190,8 +190,8 @@ class Liquidator:
     def __init__(
         self,
         broker: BrokerClient,
-        db: Any,
-        clock: Any,
+        db: Database,
+        clock: Clock,
         *,
         scope: str = "all",
         process: str = "liquidate_all",
@@ -506,70 +506,3 @@ def _held(positions: Mapping[str, BrokerPosition], symbol: str) -> float:
 def _expected_after(outcome: CloseOutcome) -> float:
     sign = -1.0 if outcome.action == "SELL" else 1.0
     return outcome.held_before + sign * outcome.filled
-
-
-# --------------------------------------------------------------------------- operator plumbing
-
-
-def operator_clock(settings: Settings, *, required: bool = True) -> Any:
-    """The suite's clock: wall time, or in sim mode the simulator's (so "today" agrees).
-
-    required=False: when ibsim does not answer (reports with --offline), fall back to the
-    wall clock instead of failing.
-    """
-    if settings.broker.mode != Mode.SIM:
-        return WallClock()
-    from daytrading.runtime.startup import make_clock
-
-    try:
-        return make_clock(settings, attempts=8 if required else 1, delay=0.25)
-    except TransientError:
-        if required:
-            raise
-        return WallClock()
-
-
-def clock_note(settings: Settings, clock: Any) -> str | None:
-    """A warning when sim mode fell back to the PC's clock ("today" may not be the sim day)."""
-    if settings.broker.mode == Mode.SIM and isinstance(clock, WallClock):
-        return (f"the simulator at {settings.broker.host}:{settings.broker.port} did not answer; "
-                "dates are this PC's, not the simulated day's (pass --date, or start ibsim)")
-    return None
-
-
-def open_operator_db(settings: Settings, clock: Any) -> Any:
-    """The suite database (the sim file in sim mode unless --db names one)."""
-    from daytrading.runtime.startup import open_database
-
-    return open_database(settings, clock)
-
-
-async def connect_operator(settings: Settings, *, offset: int = 0, attempts: int = 5,
-                           clock: Any = None, client_id: int | None = None) -> Any:
-    """An IBClient on a spare client id: scripts_client_id + offset, then the next ids.
-
-    Error 326 (id in use, e.g. another script still running) moves to the next id at once
-    instead of waiting; anything else is raised for the script to explain. An explicit
-    `client_id` (the operator's --client-id) is used as given, without trying others.
-    """
-    from daytrading.broker import IBClient
-    from daytrading.broker.codes import ClientIdInUseError
-
-    if client_id is not None:
-        attempts = 1
-    base = client_id if client_id is not None else settings.broker.scripts_client_id + offset
-    last: Exception | None = None
-    for candidate in range(base, base + max(1, attempts)):
-        client = IBClient(settings.broker, candidate, client_id_retry_delays=(), clock=clock,
-                          logger=logging.getLogger(f"daytrading.broker.{candidate}"))
-        try:
-            await client.connect()
-            return client
-        except ClientIdInUseError as exc:
-            last = exc
-            await client.disconnect()
-    raise OperationalError(
-        f"client ids {base}-{base + attempts - 1} are all in use at {settings.broker.host}:"
-        f"{settings.broker.port}. Fix: close other scripts or stale API sessions (IB Gateway: "
-        "Configure > API shows them), or set broker.scripts_client_id to a free range."
-    ) from last

@@ -111,8 +111,11 @@ class ClosedTrade:
 def _metadata_target(metadata: Any) -> float | None:
     if not isinstance(metadata, Mapping):
         return None
+    raw = metadata.get("target_pct")
+    if raw is None:
+        return None
     try:
-        value = float(metadata.get("target_pct"))
+        value = float(raw)
     except (TypeError, ValueError):
         return None
     return value if value > 0 else None

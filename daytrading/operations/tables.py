@@ -225,9 +225,10 @@ def run_script(
     (cli.refuse); an OperationalError or TransientError (the database or the broker cannot
     do it now), or one of `failures`, is reported with fail() and returns 1. Never a traceback.
     """
+    reported: tuple[type[Exception], ...] = (OperationalError, TransientError, *failures)
     try:
         return work()
     except ConfigError as exc:
         refuse(exc, prog)
-    except (OperationalError, TransientError, *failures) as exc:
+    except reported as exc:
         return fail(prog, exc, hint=hint)

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from observability import Database
+
 T = TypeVar("T")
 
 
@@ -22,7 +24,7 @@ class DbWorker:
     lets a read see every write queued before it.
     """
 
-    def __init__(self, db: Any, *, name: str = "db-worker",
+    def __init__(self, db: Database, *, name: str = "db-worker",
                  logger: logging.Logger | None = None) -> None:
         self.db = db
         self.log = logger or logging.getLogger(name)

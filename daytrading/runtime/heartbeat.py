@@ -6,12 +6,12 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from daytrading.config.settings import PROJECT_ROOT
 from daytrading.runtime.db_worker import DbWorker
 from daytrading.runtime.stop import wait_or_stop
 from daytrading.supervision.heartbeats import code_version, decode_detail
+from observability import Database
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class Heartbeat:
     on every tick) waits for the next periodic beat, so a busy tape adds no writes.
     """
 
-    db: Any
+    db: Database
     process: str
     state: str = "starting"
     detail: str = ""

@@ -241,14 +241,15 @@ def build_scanner(
     cfg = settings.scanner
     file_source = FileSource.from_settings(cfg, base_dir)
     fallback = file_source if file_source.path.exists() else None
-    floor = {"min_refresh_wall_seconds": cfg.min_refresh_wall_seconds}
+    floor = cfg.min_refresh_wall_seconds
+    source: ScanSource
     if cfg.source == "file":
-        return Scanner(cfg, file_source, **floor)
+        return Scanner(cfg, file_source, min_refresh_wall_seconds=floor)
     if cfg.source == "polygon":
         from daytrading.scanner.polygon_source import PolygonSource
 
         source = PolygonSource(cfg, api_key=polygon_api_key, environ=environ)
-        return Scanner(cfg, source, fallback=fallback, **floor)
+        return Scanner(cfg, source, fallback=fallback, min_refresh_wall_seconds=floor)
     if cfg.source == "ib":
         if broker is None:
             raise ConfigError('[scanner] source = "ib" needs a broker connection; pass the '
@@ -256,6 +257,6 @@ def build_scanner(
         from daytrading.scanner.ib_source import IbSource
 
         source = IbSource(broker, cfg, history_budget=history_budget)
-        return Scanner(cfg, source, fallback=fallback, **floor)
+        return Scanner(cfg, source, fallback=fallback, min_refresh_wall_seconds=floor)
     raise ConfigError(f'[scanner] source = "{cfg.source}" is not known; use "ib", "polygon" '
                       'or "file" in config.toml.')

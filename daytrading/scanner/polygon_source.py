@@ -31,6 +31,7 @@ each response's status and Retry-After header.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -170,7 +171,7 @@ class PolygonSource:
             try:
                 payload = await self._request(
                     f"prev:{c.symbol}",
-                    lambda s=c.symbol: self._client.get_previous_close_agg(s, raw=True),
+                    functools.partial(self._client.get_previous_close_agg, c.symbol, raw=True),
                     deadline, warnings,
                 )
                 prev = _parse_prev(payload)
@@ -283,7 +284,7 @@ class _Transport:
     @classmethod
     def install(cls, client: RESTClient, timeout: float) -> _Transport:
         transport = cls(client.client, timeout)
-        client.client = transport  # type: ignore[assignment]
+        client.client = transport
         return transport
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:

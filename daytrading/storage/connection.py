@@ -43,7 +43,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         base = min(self.max_delay_seconds, self.first_delay_seconds * (2 ** (attempt - 1)))
-        return base * random.uniform(0.5, 1.0)
+        return float(base * random.uniform(0.5, 1.0))
 
 
 def _primary_code(exc: sqlite3.Error) -> int | None:

@@ -26,6 +26,7 @@ from daytrading.storage.exceptions import (
 from daytrading.storage.journal import Stamp, append_event
 from daytrading.storage.schema import INTENT_STATUSES, OPEN_INTENT_STATUSES
 from daytrading.storage.values import (
+    inserted_id,
     json_object_text,
     optional_price,
     positive_int,
@@ -122,7 +123,7 @@ def create(
     if position_id is not None:
         position_id = positive_int(position_id, what="position_id")
         ref = _next_attempt_ref(conn, prefix, purpose, position_id)
-    intent_id = conn.execute(
+    intent_id = inserted_id(conn.execute(
         "INSERT INTO order_intents (order_ref, symbol, side, quantity, purpose, process, "
         "order_type, limit_price, stop_price, position_id, status, trade_date, created_at, "
         "updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)",
@@ -130,7 +131,7 @@ def create(
             ref, symbol, side, quantity, purpose, process, order_type, limit_price, stop_price,
             position_id, at.today, at.now, at.now, metadata_text,
         ),
-    ).lastrowid
+    ))
     if ref is None:
         ref = order_refs.order_ref(prefix, purpose, intent_id)
         conn.execute("UPDATE order_intents SET order_ref = ? WHERE id = ?", (ref, intent_id))

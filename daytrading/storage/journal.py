@@ -14,6 +14,7 @@ from typing import Any
 
 from daytrading.storage.values import (
     as_date_text,
+    inserted_id,
     json_object_text,
     json_text,
     ny_date,
@@ -87,7 +88,7 @@ def append_event(
             json_object_text(data, what="event data"),
         ),
     )
-    return int(cursor.lastrowid)
+    return inserted_id(cursor)
 
 
 def events_since(

@@ -20,6 +20,7 @@ from daytrading.storage.journal import Stamp, append_event
 from daytrading.storage.schema import POSITION_STATUSES
 from daytrading.storage.values import (
     finite_number,
+    inserted_id,
     json_object_text,
     ny_date,
     optional_price,
@@ -108,7 +109,7 @@ def add(
             "was refused and nothing was changed. Fix: if more shares were bought for the same "
             "position, update its quantity with update_active_position()."
         )
-    position_id = conn.execute(
+    position_id = inserted_id(conn.execute(
         "INSERT INTO active_positions (symbol, quantity, entry_price, entry_timestamp, "
         "agent_name, profit_target_price, stop_loss_price, high_water_price, status, "
         "last_updated, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?)",
@@ -116,7 +117,7 @@ def add(
             symbol, quantity, entry_price, entry_text, agent_name.strip(),
             profit_target_price, stop_loss_price, entry_price, at.now, metadata_text,
         ),
-    ).lastrowid
+    ))
     if intent_id is not None:
         _attach_entry_intent(conn, at, intent_id, symbol, position_id, quantity, entry_price)
     else:
@@ -248,7 +249,7 @@ def remove(
     pnl_pct = (exit_price - entry_price) / entry_price * 100.0
     pnl_usd = (exit_price - entry_price) * quantity - commission
     try:
-        closed_id = conn.execute(
+        closed_id = inserted_id(conn.execute(
             "INSERT INTO closed_positions (position_id, symbol, close_date, quantity, "
             "entry_price, exit_price, entry_timestamp, exit_timestamp, exit_reason, pnl_pct, "
             "pnl_usd, commission, agent_name, metadata) "
@@ -258,7 +259,7 @@ def remove(
                 active["entry_timestamp"], exit_text, reason, pnl_pct, pnl_usd, commission,
                 active["agent_name"], json_object_text(active["metadata"]),
             ),
-        ).lastrowid
+        ))
     except sqlite3.IntegrityError as exc:
         earlier = conn.execute(
             "SELECT position_id, exit_timestamp, exit_reason FROM closed_positions "

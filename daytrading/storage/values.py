@@ -128,3 +128,11 @@ def row_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
 
 def row_dicts(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     return [row_dict(row) for row in rows]  # type: ignore[misc]
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just wrote (sqlite3 types it as optional)."""
+    row_id = cursor.lastrowid
+    if row_id is None:
+        raise sqlite3.OperationalError("INSERT reported no row id")
+    return row_id

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from daytrading.core.types import Bar
 
@@ -54,7 +54,7 @@ class BarAggregator:
         self._closed_through: float | None = None  # end of the newest emitted bucket
         self._recent: deque[float] = deque(maxlen=64)  # to tell duplicates from late bars
         self._start: float | None = None  # pending bucket
-        self._tz = None
+        self._tz: tzinfo | None = None
         self._open = self._high = self._low = self._close = self._volume = 0.0
         self._covered = 0
         self._input_seconds = 0
