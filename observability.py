@@ -40,16 +40,16 @@ from typing import Any
 
 from daytrading.config.settings import DatabaseSettings
 from daytrading.core.clock import Clock, WallClock
-from daytrading.core.errors import CorruptDatabaseError
-from daytrading.core.types import ExitReason
-from daytrading.storage import connection, fills, intents, journal, maintenance, positions, schema
-from daytrading.storage.exceptions import (
+from daytrading.core.errors import (
     ClosedPositionConflictError,
+    CorruptDatabaseError,
     DatabaseClosedError,
     IntentNotFoundError,
     IntentTransitionError,
     OpenIntentExistsError,
 )
+from daytrading.core.types import ExitReason
+from daytrading.storage import connection, fills, intents, journal, maintenance, positions, schema
 from daytrading.storage.journal import Actor, Stamp
 from daytrading.storage.maintenance import default_path
 from daytrading.storage.values import as_date_text, ny_date, utc_iso

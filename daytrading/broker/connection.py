@@ -23,17 +23,10 @@ from daytrading.broker.codes import (
 from daytrading.broker.session import Session
 from daytrading.config.settings import BrokerSettings
 from daytrading.core.errors import ConfigError
+from daytrading.core.network import REAL_IB_PORTS, is_loopback_host
 from daytrading.core.types import Mode
 
 MODES = tuple(m.value for m in Mode)
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-REAL_IB_PORTS = frozenset({4001, 4002, 7496, 7497})  # ibsim never listens on these
-
-
-def is_loopback(host: str) -> bool:
-    return host.strip().lower() in LOOPBACK_HOSTS or host.strip().startswith("127.")
-
-
 def check_settings(settings: BrokerSettings) -> None:
     """Refuse (ConfigError) settings that must never reach a gateway."""
     mode = settings.mode
@@ -49,7 +42,7 @@ def check_settings(settings: BrokerSettings) -> None:
             "broker.mode = 'paper'."
         )
     if mode == Mode.SIM:
-        if not is_loopback(settings.host):
+        if not is_loopback_host(settings.host):
             raise ConfigError(
                 f"broker.mode = 'sim' but broker.host = {settings.host!r} is not loopback; the "
                 "simulator only listens on this machine. Fix: set broker.host = '127.0.0.1'."

@@ -27,7 +27,6 @@ WEBHOOK_FORMATS = ("json", "discord", "slack", "ntfy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REGULAR_SESSION_MINUTES = 390.0  # 09:30-16:00 New York
 HALF_DAY_SESSION_MINUTES = 210.0  # 09:30-13:00 New York
-IB_LIVE_PORTS = (4001, 7496)  # IB Gateway / TWS live-trading defaults
 MAX_CLIENT_ID = 2**31 - 1
 
 

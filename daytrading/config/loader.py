@@ -25,7 +25,6 @@ from typing import Any, get_args, get_origin
 from daytrading.config import settings as _settings_module
 from daytrading.config.keys import (
     HALF_DAY_SESSION_MINUTES,
-    IB_LIVE_PORTS,
     KNOWN_STRATEGIES,
     LOG_LEVELS,
     MAX_CLIENT_ID,
@@ -54,7 +53,6 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_PREFIX",
     "HALF_DAY_SESSION_MINUTES",
-    "IB_LIVE_PORTS",
     "KNOWN_STRATEGIES",
     "LOG_LEVELS",
     "MAX_CLIENT_ID",

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from daytrading.config.keys import (
     HALF_DAY_SESSION_MINUTES,
-    IB_LIVE_PORTS,
     KNOWN_STRATEGIES,
     LOG_LEVELS,
     MAX_CLIENT_ID,
@@ -35,7 +34,7 @@ from daytrading.config.keys import (
 )
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings
-from daytrading.core.clock import is_loopback_host
+from daytrading.core.network import IB_LIVE_PORTS, is_loopback_host
 from daytrading.core.types import Mode
 
 # --------------------------------------------------------------------------- rules

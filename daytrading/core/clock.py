@@ -9,7 +9,6 @@ without talking to each other. New York dates are trading dates.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import socket
 import struct
@@ -20,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
+from daytrading.core.network import is_loopback_host
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -39,8 +39,6 @@ class Clock(Protocol):
     def wall_seconds(self, sim_seconds: float) -> float: ...
 
     async def sleep(self, sim_seconds: float) -> None: ...
-
-    def sleep_blocking(self, sim_seconds: float) -> None: ...
 
 
 def _require_aware(dt: datetime) -> datetime:
@@ -111,8 +109,6 @@ class WallClock:
     async def sleep(self, sim_seconds: float) -> None:
         await asyncio.sleep(self.wall_seconds(sim_seconds))
 
-    def sleep_blocking(self, sim_seconds: float) -> None:
-        time.sleep(self.wall_seconds(sim_seconds))
 
     def __repr__(self) -> str:
         return "WallClock()"
@@ -167,10 +163,6 @@ class SimClock:
                 "(sim_epoch, wall_epoch, speed). Fix: run matching versions of ibsim and the suite."
             ) from exc
 
-    def params(self) -> dict[str, float]:
-        """The three numbers another process needs to build the same clock."""
-        return {"sim_epoch": self.sim_epoch, "wall_epoch": self.wall_epoch, "speed": self._speed}
-
     def now(self) -> datetime:
         epoch = sim_now_epoch(self.sim_epoch, self.wall_epoch, self._speed, self._wall_time())
         return datetime.fromtimestamp(epoch, UTC)
@@ -184,8 +176,6 @@ class SimClock:
     async def sleep(self, sim_seconds: float) -> None:
         await asyncio.sleep(self.wall_seconds(sim_seconds))
 
-    def sleep_blocking(self, sim_seconds: float) -> None:
-        time.sleep(self.wall_seconds(sim_seconds))
 
     def __repr__(self) -> str:
         return (f"SimClock(sim_epoch={self.sim_epoch!r}, wall_epoch={self.wall_epoch!r}, "
@@ -218,8 +208,6 @@ class ManualClock:
         self.advance(max(0.0, sim_seconds))
         await asyncio.sleep(0)  # still yield, like a real sleep, so other tasks run
 
-    def sleep_blocking(self, sim_seconds: float) -> None:
-        self.advance(max(0.0, sim_seconds))
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now.isoformat()})"
@@ -278,12 +266,3 @@ def _recv_exact(sock: socket.socket, count: int) -> bytes:
         chunks += chunk
     return bytes(chunks)
 
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.x.y.z and ::1: the only addresses ibsim and sim mode use."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -45,3 +45,28 @@ class PositionExistsError(OperationalError):
 
 class PositionNotFoundError(OperationalError):
     """An operation named a symbol that has no active row."""
+
+
+# Database refinements: the reaction is an OperationalError's (not fixed by retrying); the
+# subclass lets a caller that expects a particular race (a late broker status, a duplicate
+# close) catch exactly that.
+
+
+class IntentNotFoundError(OperationalError):
+    """No order_intents row has the given id."""
+
+
+class IntentTransitionError(OperationalError):
+    """A status change the intent state machine forbids (e.g. FILLED -> PENDING)."""
+
+
+class OpenIntentExistsError(OperationalError):
+    """An order for the same position and purpose is still open; a second was refused."""
+
+
+class ClosedPositionConflictError(OperationalError):
+    """The symbol already has a closed row for that New York date; the active row is kept."""
+
+
+class DatabaseClosedError(OperationalError):
+    """The Database object was closed; open a new one with get_database()."""

@@ -46,7 +46,7 @@ EXIT_PREFIX = "em:"  # every exit-manager order
 LIQUIDATION_PREFIX = "op:liq:"  # every emergency-liquidation order
 TEST_PREFIX = "op:test:"  # scripts/test_connection.py's one test order
 SUITE_PREFIXES: tuple[str, ...] = tuple(f"{p}:" for p in PREFIX_BY_OWNER.values())
-TEST_CONNECTION_REF = "op:test:connection"
+TEST_CONNECTION_REF = f"op:{TEST}:connection"
 
 
 @dataclass(frozen=True, slots=True)

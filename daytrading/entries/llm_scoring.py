@@ -17,7 +17,8 @@ it is slow, costs money and fails in ways the trading loop must never feel. So:
   payload)`; the observability database provides them), so a restart does not pay twice.
   Dates are passed as ISO strings ("2025-01-31"). Only LLM answers are cached.
 - The LLM ranks and scores only: `LlmScore` has no size, stop or order fields, and the
-  target tier comes from `target_pct_for_confidence()`, a fixed table in the settings.
+  target tier comes from `daytrading.strategy.risk.confidence_target_pct()`, a fixed table in
+  the settings.
 
 The heuristic (no LLM), each part clipped to 0..1:
     gap part   g = (gap % - 2) / 8        (2% gap -> 0, 10% or more -> 1; unknown -> 0)
@@ -38,7 +39,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -105,21 +106,6 @@ class LlmCache(Protocol):
     def save_llm_analysis(self, symbol: str, date: str, payload: dict[str, Any]) -> Any: ...
 
 
-def target_pct_for_confidence(confidence: float | None, llm: LlmSettings) -> float | None:
-    """Profit target % for a confidence: above high_confidence -> high_target_pct, from
-    medium_confidence up to high_confidence -> medium_target_pct, below -> None (skip).
-
-    Defaults: > 0.8 -> 2.6, 0.7-0.8 -> 1.8, < 0.7 -> None. Missing, NaN or outside [0, 1]
-    (a malformed answer) -> None. Same rule as daytrading.strategy.risk.confidence_target_pct.
-    """
-    if confidence is None or not math.isfinite(confidence) or not 0.0 <= confidence <= 1.0:
-        return None
-    if confidence > llm.high_confidence:
-        return llm.high_target_pct
-    if confidence >= llm.medium_confidence:
-        return llm.medium_target_pct
-    return None
-
 
 def call_budget_seconds(llm: LlmSettings) -> float:
     """The longest one score() waits: every attempt's timeout plus the client's retry pauses
@@ -162,10 +148,6 @@ def heuristic_score(candidate: Candidate, context: ScoreContext | None = None) -
         source="heuristic",
     )
 
-
-def rank_by_confidence(scores: Sequence[LlmScore]) -> list[LlmScore]:
-    """Highest confidence first; ties keep their order (the scanner's rank)."""
-    return sorted(scores, key=lambda s: -s.confidence)
 
 
 class LlmScorer:
@@ -228,23 +210,6 @@ class LlmScorer:
         except Exception as exc:  # a bug here must cost a heuristic score, not the loop
             return self._fallback(candidate, context, [], "llm_error",
                                   _mask(f"{type(exc).__name__}: {exc}", self._api_key))
-
-    async def score_all(
-        self,
-        candidates: Sequence[Candidate],
-        contexts: Mapping[str, ScoreContext] | None = None,
-        *,
-        day: date | None = None,
-        concurrency: int = 4,
-    ) -> list[LlmScore]:
-        """Scores in the candidates' order, at most `concurrency` LLM calls at a time."""
-        semaphore = asyncio.Semaphore(max(1, concurrency))
-
-        async def one(c: Candidate) -> LlmScore:
-            async with semaphore:
-                return await self.score(c, (contexts or {}).get(c.symbol), day=day)
-
-        return list(await asyncio.gather(*(one(c) for c in candidates)))
 
     async def _score_locked(
         self, candidate: Candidate, context: ScoreContext | None, key: tuple[str, str]

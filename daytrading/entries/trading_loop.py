@@ -43,7 +43,7 @@ from daytrading.entries.premarket import (
 from daytrading.entries.watchlist import HistoryBudget, WatchedSymbol, Watchlist, describe_state
 from daytrading.runtime.tasks import TaskSet
 from daytrading.scanner import Scanner
-from daytrading.scanner.base import Candidate, ScanResult, WarningEvent
+from daytrading.scanner.base import Candidate, WarningEvent
 from daytrading.strategy.entry_signals import decide_entry
 from daytrading.strategy.exit_rules import round_to_tick, tick_for
 from daytrading.strategy.risk import (
@@ -83,7 +83,6 @@ class DayTrader:
                                    event=self.event, budget=history_budget)
         self.planner = PremarketPlanner(db, settings)
         self.confidence = ConfidenceBook(scorer, today=self.today, on_warning=self.warning)
-        self.last_scan: ScanResult | None = None
         self.done_reason = ""
         self._entry_lock = asyncio.Lock()
         self._attempting: set[str] = set()
@@ -205,7 +204,6 @@ class DayTrader:
     async def refresh(self, now: datetime) -> None:
         """Scan, validate, plan the masters (first list of the day), sync the watchlist."""
         result = await self.scanner.refresh(now)
-        self.last_scan = result
         for warning in result.warnings:
             self.warning(warning, None)
         if not result.refreshed or not result.candidates:
@@ -260,7 +258,6 @@ class DayTrader:
     def on_state(self, w: WatchedSymbol, state: MarketState) -> None:
         """Every completed bar of a watched symbol: decide, and try an entry on ENTER."""
         decision = decide_entry(state, self.settings.strategy)
-        w.last_decision = decision
         if self.dry_run:
             self.journal_later("decision", w.symbol, f"{w.symbol}: {decision.action.value} "
                                f"({decision.reason})",

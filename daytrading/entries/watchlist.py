@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from daytrading.broker.api import BrokerClient
 from daytrading.config.settings import Settings
 from daytrading.core.clock import Clock
-from daytrading.core.decisions import EntryDecision, MarketState
+from daytrading.core.decisions import MarketState
 from daytrading.core.errors import ConfigError
 from daytrading.core.market_calendar import session_start_for
 from daytrading.core.types import Bar
@@ -114,7 +114,6 @@ class WatchedSymbol:
     live: bool = False
     buffer: list[Bar] = field(default_factory=list)
     history_bars: int = 0
-    last_decision: EntryDecision | None = None
     last_state: MarketState | None = None
 
 
@@ -164,7 +163,6 @@ class Watchlist:
         self.needs_timeframes = settings.strategy.name == "ema_slope_regime"
         self.budget = budget or HistoryBudget(None, warmup_cost=warmup_requests(settings),
                                               reserve_symbols=settings.scanner.top_n)
-        self.bars_seen = 0
         self.deferred: list[str] = []  # new symbols the last sync could not warm up yet
         broker.on_bar.append(self.on_bar)
 
@@ -311,13 +309,8 @@ class Watchlist:
         state = w.indicators.update(bar)
         if w.indicators.last_bar is before:
             return  # duplicate or invalid bar: nothing new to decide on
-        self.bars_seen += 1
         w.last_state = state
         self.on_state(w, state)
-
-    def state_of(self, symbol: str) -> MarketState | None:
-        w = self.symbols.get(symbol)
-        return w.last_state if w is not None else None
 
     @property
     def live_count(self) -> int:

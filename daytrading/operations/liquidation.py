@@ -50,7 +50,6 @@ class PlannedClose:
     action: str  # SELL closes a long, BUY covers a short
     quantity: int
     position_id: int | None = None  # the suite's active row, if any
-    row_quantity: int | None = None
     hand_held: bool = False  # not in active_positions (only closed by a full liquidation)
 
 
@@ -68,10 +67,6 @@ class LiquidationPlan:
     closes: list[PlannedClose]
     skipped: list[Skipped]
     rows_not_held: list[str]  # suite rows with nothing at the broker: left to reconciliation
-
-    @property
-    def empty(self) -> bool:
-        return not self.closes and not self.open_orders
 
 
 def _entry_day(row: Mapping[str, Any]) -> date | None:
@@ -140,7 +135,7 @@ def _close(symbol: str, held: float, row: Mapping[str, Any] | None, *, hand_held
     return PlannedClose(
         symbol=symbol, held=held, action="SELL" if held > 0 else "BUY", quantity=quantity,
         position_id=int(row["id"]) if row is not None else None,
-        row_quantity=int(row["quantity"]) if row is not None else None, hand_held=hand_held)
+        hand_held=hand_held)
 
 
 # --------------------------------------------------------------------------- results

@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from daytrading.core.errors import ConfigError, OperationalError, TransientError
-from daytrading.storage.exceptions import DatabaseClosedError
+from daytrading.core.errors import (
+    ConfigError,
+    DatabaseClosedError,
+    OperationalError,
+    TransientError,
+)
 
 T = TypeVar("T")
 

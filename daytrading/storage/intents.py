@@ -18,7 +18,7 @@ import sqlite3
 from typing import Any
 
 from daytrading.core import order_refs
-from daytrading.storage.exceptions import (
+from daytrading.core.errors import (
     IntentNotFoundError,
     IntentTransitionError,
     OpenIntentExistsError,

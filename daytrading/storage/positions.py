@@ -12,10 +12,14 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from daytrading.core.errors import PositionExistsError, PositionNotFoundError
+from daytrading.core.errors import (
+    ClosedPositionConflictError,
+    IntentTransitionError,
+    PositionExistsError,
+    PositionNotFoundError,
+)
 from daytrading.core.types import ExitReason
 from daytrading.storage import intents
-from daytrading.storage.exceptions import ClosedPositionConflictError, IntentTransitionError
 from daytrading.storage.journal import Stamp, append_event
 from daytrading.storage.schema import POSITION_STATUSES
 from daytrading.storage.values import (

@@ -98,7 +98,7 @@ def test_sim_clock_follows_the_shared_formula():
 def test_two_processes_agree_from_the_same_three_numbers():
     wall = [5000.0]
     a = SimClock(START.timestamp(), 4990.0, 100.0, wall_time=lambda: wall[0])
-    b = SimClock(**a.params(), wall_time=lambda: wall[0])
+    b = SimClock(a.sim_epoch, a.wall_epoch, a.speed, wall_time=lambda: wall[0])
     assert a.now() == b.now() == START + timedelta(seconds=1000)
 
 
@@ -141,7 +141,7 @@ def test_manual_and_fixed_clocks():
     asyncio.run(manual.sleep(90))
     assert manual.now() == START + timedelta(seconds=90)
     manual.advance(timedelta(minutes=1))
-    manual.sleep_blocking(30)
+    asyncio.run(manual.sleep(30))
     assert manual.now() == START + timedelta(seconds=180)
     fixed = FixedClock(START)
     asyncio.run(fixed.sleep(3600))

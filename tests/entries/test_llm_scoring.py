@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
-import math
 import sys
 import time
 from datetime import date
@@ -27,10 +26,9 @@ from daytrading.entries.llm_scoring import (
     ScoreContext,
     call_budget_seconds,
     heuristic_score,
-    rank_by_confidence,
-    target_pct_for_confidence,
 )
 from daytrading.scanner.base import Candidate
+from daytrading.strategy.risk import confidence_target_pct
 from tests.paths import FAKES
 
 
@@ -120,23 +118,6 @@ def fake_model(*replies: AIMessage, **kwargs: Any) -> ToolCallingFakeModel:
 # --- target tiers and the heuristic ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("confidence", "target"),
-    [(0.95, 2.6), (0.81, 2.6), (0.8, 1.8), (0.75, 1.8), (0.7, 1.8), (0.69, None),
-     (0.0, None), (1.0, 2.6), (1.01, None), (-0.1, None), (None, None), (math.nan, None)],
-)
-def test_target_pct_for_confidence(confidence, target):
-    assert target_pct_for_confidence(confidence, LlmSettings()) == target
-
-
-def test_target_tiers_come_from_settings():
-    custom = LlmSettings(high_confidence=0.9, high_target_pct=3.0, medium_confidence=0.5,
-                         medium_target_pct=1.0)
-    assert target_pct_for_confidence(0.95, custom) == 3.0
-    assert target_pct_for_confidence(0.9, custom) == 1.0
-    assert target_pct_for_confidence(0.49, custom) is None
-
-
 def test_heuristic_formula():
     # g = (6-2)/8 = 0.5, v = (3-1)/4 = 0.5, r = (80-70)/20 = 0.5
     c = Candidate("ABC", gap_pct=6.0, relative_volume=3.0)
@@ -150,7 +131,7 @@ def test_heuristic_is_capped_below_the_high_tier_and_knows_what_it_lacks():
     strong = heuristic_score(Candidate("S", gap_pct=30.0, relative_volume=9.0),
                              ScoreContext(rsi=50.0))
     assert strong.confidence == 0.8
-    assert target_pct_for_confidence(strong.confidence, LlmSettings()) == 1.8
+    assert confidence_target_pct(strong.confidence, LlmSettings()) == 1.8
     assert "large gap (30%): gap-fill risk" in strong.risks
     blind = heuristic_score(Candidate("B"))
     assert blind.confidence == pytest.approx(0.3 + 0.2 * 0.5)
@@ -173,11 +154,6 @@ def test_score_has_no_size_stop_or_order_fields():
     names = {f.name for f in dataclasses.fields(LlmScore)}
     assert names == {"symbol", "confidence", "thesis", "risks", "source", "cached", "model",
                      "warnings"}
-
-
-def test_rank_by_confidence_is_stable():
-    scores = [LlmScore("A", 0.5, ""), LlmScore("B", 0.9, ""), LlmScore("C", 0.5, "")]
-    assert [s.symbol for s in rank_by_confidence(scores)] == ["B", "A", "C"]
 
 
 # --- scoring with a fake chat model --------------------------------------------------------
@@ -351,12 +327,12 @@ def test_cache_rows_in_other_shapes_are_understood_and_damaged_ones_ignored():
     assert not rescored.cached and model.invocations == 1
 
 
-def test_score_all_keeps_order_and_uses_contexts():
+def test_each_score_carries_its_own_context_into_the_prompt():
     gapr = Candidate("GAPR", gap_pct=15.0, relative_volume=0.45)
     model = fake_model(reply(**GOOD), reply(**{**GOOD, "symbol": "GAPR", "confidence": 0.72}))
     scorer = LlmScorer(enabled(), DictCache(), model=model)
-    scores = run(scorer.score_all([MOON, gapr], {"GAPR": ScoreContext(rsi=50)}, day=DAY,
-                                  concurrency=1))
+    scores = [run(scorer.score(MOON, None, day=DAY)),
+              run(scorer.score(gapr, ScoreContext(rsi=50), day=DAY))]
     assert [(s.symbol, s.confidence) for s in scores] == [("MOON", 0.84), ("GAPR", 0.72)]
     moon_prompt, gapr_prompt = model.prompts
     assert '"symbol": "MOON"' in moon_prompt and '"rsi"' not in moon_prompt
