@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ibsim.market.path import DayPath
 from ibsim.model import Quote
 from ibsim.orders import TICK
-from ibsim.tape import DayPath
 
 EXTENDED_SPREAD_FACTOR = 3
 HEARTBEAT_SECONDS = 2.0  # wall seconds: resend an unchanged quote at least this often

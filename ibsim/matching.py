@@ -26,9 +26,12 @@ from datetime import UTC, datetime
 
 from ibsim import orders as rules
 from ibsim.account import Account, fixed_commission
-from ibsim.calendar import NyseCalendar
-from ibsim.clock import SimClock, default_start
 from ibsim.feed import HEARTBEAT_SECONDS, SymbolFeed
+from ibsim.market.calendar import NyseCalendar
+from ibsim.market.clock import SimClock, default_start
+from ibsim.market.path import DayPath, PathCache, TapeError, aggregate_bars
+from ibsim.market.synthetic import SyntheticTape
+from ibsim.market.universe import contract_info
 from ibsim.matching_book import Book, OrderState
 from ibsim.matching_control import Controls
 from ibsim.matching_orders import OrderEntry
@@ -43,8 +46,6 @@ from ibsim.model import (
     Quote,
     SimOrder,
 )
-from ibsim.tape import DayPath, PathCache, SyntheticTape, TapeError, aggregate_bars
-from ibsim.universe import contract_info
 
 log = logging.getLogger("ibsim.engine")
 
@@ -117,12 +118,12 @@ class SimEngine(OrderEntry, Controls):
         if config.tape in ("", "synthetic"):
             base = SyntheticTape(config.seed, symbols, self.calendar)
         else:
-            from ibsim.tapefile import FileTape
+            from ibsim.market.tapefile import FileTape
 
             base = FileTape(config.tape, self.calendar, symbols=symbols or None)
         scenario = None
         if config.scenario_file:
-            from ibsim.scenario import load_scenario
+            from ibsim.market.scenario import load_scenario
 
             scenario = load_scenario(config.scenario_file, self.calendar)
         return base, scenario

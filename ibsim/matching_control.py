@@ -13,9 +13,9 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from ibsim.calendar import NY, ny_date
+from ibsim.market.calendar import NY, ny_date
+from ibsim.market.path import aggregate_bars, span_bar
 from ibsim.model import BarData, ScanRow, SimOrder
-from ibsim.tape import aggregate_bars, span_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     from ibsim.matching import SimEngine

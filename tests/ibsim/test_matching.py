@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from ibsim.calendar import NY
-from ibsim.clock import ManualWall, SimClock
+from ibsim.market.calendar import NY
+from ibsim.market.clock import ManualWall, SimClock
 from ibsim.matching import SimEngine
 from ibsim.model import EngineConfig, OrderReject, SimOrder
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from ibsim.calendar import NY
-from ibsim.clock import ManualWall, SimClock
+from ibsim.market.calendar import NY
+from ibsim.market.clock import ManualWall, SimClock
 from ibsim.matching import SimEngine
 from ibsim.model import EngineConfig, OrderReject, SimOrder
 from ibsim.state import StateError, read_json, write_json_atomic

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ibsim.calendar import NY, PREMARKET_START, NyseCalendar, ny_epoch
-from ibsim.tape import WINDOW_SECONDS, DayPath, TapeError
+from ibsim.market.calendar import NY, PREMARKET_START, NyseCalendar, ny_epoch
+from ibsim.market.path import WINDOW_SECONDS, DayPath, TapeError
 
 
 class ScenarioError(TapeError):

@@ -133,9 +133,6 @@ class NyseCalendar:
             return REGULAR
         return POST
 
-    def is_regular(self, epoch: float) -> bool:
-        return self.phase(epoch) == REGULAR
-
     def sessions_between(self, first: date, last: date) -> list[date]:
         """Sessions from first to last inclusive."""
         out: list[date] = []

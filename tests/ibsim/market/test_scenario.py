@@ -1,4 +1,4 @@
-"""ibsim.scenario: the pinned-path file format and its errors."""
+"""ibsim.market.scenario: the pinned-path file format and its errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from ibsim.calendar import NY, NyseCalendar, ny_epoch
-from ibsim.scenario import ScenarioError, load_scenario, parse_scenario
+from ibsim.market.calendar import NY, NyseCalendar, ny_epoch
+from ibsim.market.scenario import ScenarioError, load_scenario, parse_scenario
 
 CAL = NyseCalendar()
 DAY = date(2024, 11, 26)

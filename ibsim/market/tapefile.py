@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ibsim.calendar import NY, PREMARKET_START, NyseCalendar, ny_epoch
-from ibsim.tape import WINDOW_SECONDS, DayPath, TapeError, spread_for
-from ibsim.universe import profile
+from ibsim.market.calendar import NY, PREMARKET_START, NyseCalendar, ny_epoch
+from ibsim.market.path import WINDOW_SECONDS, DayPath, TapeError, spread_for
+from ibsim.market.universe import profile
 
 REQUIRED = ("time", "symbol", "open", "high", "low", "close", "volume")
 

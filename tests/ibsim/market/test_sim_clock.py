@@ -1,4 +1,4 @@
-"""ibsim.clock: simulated time from (start, speed) and the wall clock.
+"""ibsim.market.clock: simulated time from (start, speed) and the wall clock.
 
 (Named test_sim_clock.py because tests/test_clock.py already exists and pytest needs unique
 basenames in a tree without __init__.py files.)"""
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ibsim.calendar import NY
-from ibsim.clock import ManualWall, SimClock, default_start
+from ibsim.market.calendar import NY
+from ibsim.market.clock import ManualWall, SimClock, default_start
 
 START = datetime(2024, 11, 26, 14, 25, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from ibsim.calendar import NY, REGULAR_OPEN, NyseCalendar, ny_epoch
+from ibsim.market.calendar import NY, REGULAR_OPEN, NyseCalendar, ny_epoch
 
 DEFAULT_LEAD = timedelta(minutes=5)  # default start: this long before the 09:30 bell
 

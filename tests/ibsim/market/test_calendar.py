@@ -1,4 +1,4 @@
-"""ibsim.calendar: NYSE sessions, half days, holidays and phases."""
+"""ibsim.market.calendar: NYSE sessions, half days, holidays and phases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 
 import pytest
 
-from ibsim.calendar import CLOSED, NY, POST, PRE, REGULAR, NyseCalendar, ny_epoch
+from ibsim.market.calendar import CLOSED, NY, POST, PRE, REGULAR, NyseCalendar, ny_epoch
 
 CAL = NyseCalendar()
 
