@@ -111,7 +111,7 @@ def config_from_args(ns: argparse.Namespace) -> EngineConfig:
 
 
 def make_engine(config: EngineConfig):  # -> model.Engine
-    from ibsim.matching import SimEngine
+    from ibsim.engine.sim import SimEngine
 
     return SimEngine(config)
 

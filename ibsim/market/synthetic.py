@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 
@@ -54,6 +54,10 @@ class SyntheticTape:
 
     def symbols(self) -> list[str]:
         return list(self.universe)
+
+    def default_start(self) -> datetime | None:
+        """None: a synthetic run starts before the latest session's open (clock.default_start)."""
+        return None
 
     # --- daily anchors -------------------------------------------------------------------
     def _forced_gapper(self, day: date) -> str:

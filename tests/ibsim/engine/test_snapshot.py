@@ -1,4 +1,4 @@
-"""ibsim.state: the --state-file survives a simulator restart; writes are atomic."""
+"""ibsim.engine.snapshot: the --state-file survives a simulator restart; writes are atomic."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from ibsim.engine.sim import SimEngine
+from ibsim.engine.snapshot import StateError, read_json, write_json_atomic
 from ibsim.market.calendar import NY
 from ibsim.market.clock import ManualWall, SimClock
-from ibsim.matching import SimEngine
 from ibsim.model import EngineConfig, OrderReject, SimOrder
-from ibsim.state import StateError, read_json, write_json_atomic
 
 DAY = date(2024, 11, 26)
 START = datetime.combine(DAY, time(10, 0), NY).astimezone(UTC)

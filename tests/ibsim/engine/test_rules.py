@@ -1,10 +1,10 @@
-"""ibsim.orders: pure order rules."""
+"""ibsim.engine.rules: pure order rules."""
 
 from __future__ import annotations
 
 import pytest
 
-from ibsim import orders as rules
+from ibsim.engine import rules
 from ibsim.model import OrderReject, SimOrder
 
 

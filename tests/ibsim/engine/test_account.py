@@ -1,10 +1,10 @@
-"""ibsim.account: IBKR fixed commissions, average cost, realized P&L, account values."""
+"""ibsim.engine.account: IBKR fixed commissions, average cost, realized P&L, account values."""
 
 from __future__ import annotations
 
 import pytest
 
-from ibsim.account import Account, fixed_commission
+from ibsim.engine.account import Account, fixed_commission
 
 
 @pytest.mark.parametrize("shares,price,expected", [

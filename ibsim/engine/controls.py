@@ -1,5 +1,5 @@
-"""Control commands, history and reports for SimEngine: price overrides, halts, hand-held
-positions, fault injection, historical bars, scanners, and a JSON-able description.
+"""Control commands, history and scans: price overrides, halts, hand-held positions, fault
+injection, saving the state file, historical bars and the scanner.
 
 Why price overrides edit the day path itself: quotes, 5-second bars, historical bars, the
 scanner and the matcher all read the same arrays, so a forced price is seen consistently by
@@ -9,24 +9,21 @@ all of them (set_price never makes bars and ticks disagree).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
-from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, time, timedelta
 
+from ibsim.engine import snapshot
+from ibsim.engine.core import EngineCore
 from ibsim.market.calendar import NY, ny_date
 from ibsim.market.path import aggregate_bars, span_bar
-from ibsim.model import BarData, ScanRow, SimOrder
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ibsim.matching import SimEngine
+from ibsim.model import BarData, ScanRow
 
 SCANNER_CODES = ("TOP_PERC_GAIN", "TOP_PERC_LOSE", "HOT_BY_VOLUME", "MOST_ACTIVE")
 
 
-class Controls:
-    """Mixed into SimEngine."""
+class Controls(EngineCore):
+    """What the ctl commands and the history/scanner requests do to the shared state."""
 
-    def _require_symbol(self: SimEngine, symbol: str) -> str:
+    def _require_symbol(self, symbol: str) -> str:
         symbol = symbol.upper()
         if symbol not in self._known:
             raise ValueError(f"unknown symbol {symbol!r}: the simulator knows "
@@ -35,7 +32,7 @@ class Controls:
         return symbol
 
     # ------------------------------------------------------------------ prices
-    def set_price(self: SimEngine, symbol: str, price: float, hold: bool) -> None:
+    def set_price(self, symbol: str, price: float, hold: bool) -> None:
         """Move a symbol's price to `price` now. hold=False: a jump, after which the tape
         continues from the new level; hold=True: frozen there until release_price."""
         symbol = self._require_symbol(symbol)
@@ -55,7 +52,7 @@ class Controls:
         path.mutated = True
         self._dirty = True
 
-    def release_price(self: SimEngine, symbol: str) -> None:
+    def release_price(self, symbol: str) -> None:
         """End a set_price override: the symbol returns to its own tape from now on."""
         symbol = self._require_symbol(symbol)
         self._holds.pop(symbol, None)
@@ -66,7 +63,7 @@ class Controls:
         i = min(int(path.offset(now)), path.n)
         path.price[i:] = fresh.price[i:]
 
-    def halt(self: SimEngine, symbol: str, halted: bool = True) -> None:
+    def halt(self, symbol: str, halted: bool = True) -> None:
         """Halt (no fills, quotes frozen and flagged) or resume a symbol. On resume the price
         jumps to wherever the tape is now, and orders only see the tape from now on."""
         symbol = self._require_symbol(symbol)
@@ -80,7 +77,7 @@ class Controls:
                 st.since = max(st.since, now)
 
     # ------------------------------------------------------------------ account
-    def add_position(self: SimEngine, symbol: str, quantity: float, avg_cost: float) -> None:
+    def add_position(self, symbol: str, quantity: float, avg_cost: float) -> None:
         """A position held by hand outside the suite: it becomes a normal broker position
         (an unknown symbol joins the universe)."""
         symbol = symbol.upper()
@@ -94,27 +91,38 @@ class Controls:
             self._emit_account()
 
     # ------------------------------------------------------------------ fault injection
-    def reject_next(self: SimEngine, code: int, client_id: int | None) -> None:
+    def reject_next(self, code: int, client_id: int | None) -> None:
         """The next new order (from that client, or from anyone) is rejected with `code`."""
         self._reject_next = (int(code), client_id)
 
-    def delay_cancel(self: SimEngine, seconds: float) -> None:
+    def delay_cancel(self, seconds: float) -> None:
         """Cancels take effect `seconds` wall seconds after they arrive (0 = immediately)."""
         if seconds < 0:
             raise ValueError(f"delay must be >= 0 seconds, got {seconds}")
         self._cancel_delay = float(seconds)
 
-    def save_state(self: SimEngine) -> None:
+    def save_state(self) -> None:
         """Write the account, positions, orders and counters to the --state-file now."""
         if not self.config.state_file:
             raise ValueError("no state file configured: start ibsim with --state-file PATH")
-        from ibsim.state import save_engine
-
-        save_engine(self, self.config.state_file)
+        snapshot.write_json_atomic(self.config.state_file, snapshot.snapshot(
+            self.book, self.account, sim_now=self.now(),
+            extra_symbols=sorted(self._known - set(self._tape.symbols())),
+            held_prices=self._holds))
         self._dirty = False
 
+    def restore_state(self, path: str) -> bool:
+        """Load a --state-file written by save_state into this fresh engine. False if there
+        is no file yet; StateError if it cannot be used."""
+        restored = snapshot.load(path, self.book, self.account)
+        if restored is None:
+            return False
+        self._known |= restored.symbols
+        self._holds.update(restored.held_prices)
+        return True
+
     # ------------------------------------------------------------------ history and scans
-    def historical_bars(self: SimEngine, symbol: str, end: datetime | None, duration_seconds: int,
+    def historical_bars(self, symbol: str, end: datetime | None, duration_seconds: int,
                         bar_seconds: int, use_rth: bool) -> list[BarData]:
         """Bars from the same tape as the live quotes, ending at `end` (never after sim now).
         bar_seconds >= 86400 gives one bar per session (time = the session date, 00:00 ET)."""
@@ -150,7 +158,7 @@ class Controls:
             bars = bars[-n:]
         return bars
 
-    def scanner(self: SimEngine, scan_code: str, rows: int) -> list[ScanRow]:
+    def scanner(self, scan_code: str, rows: int) -> list[ScanRow]:
         """TOP_PERC_GAIN / TOP_PERC_LOSE (versus the previous close) or HOT_BY_VOLUME /
         MOST_ACTIVE (session volume so far), over the known symbols, at sim now."""
         code = scan_code.upper()
@@ -169,33 +177,3 @@ class Controls:
                 scored.append((path.volume_between(0, int(path.offset(now))), symbol))
         scored.sort(key=lambda x: (-x[0], x[1]))
         return [ScanRow(rank=i, symbol=s) for i, (_, s) in enumerate(scored[:max(rows, 0)])]
-
-    # ------------------------------------------------------------------ description
-    def describe(self: SimEngine) -> dict[str, object]:
-        """Everything the ctl `state` command shows, JSON-able."""
-        return {
-            "clock": self.clock_info(),
-            "account": {k: v for k, (v, _) in self.account_values().items()},
-            "positions": [asdict(p) for p in self.positions()],
-            "orders": [order_dict(o) for o in self.orders_log()],
-            "executions": [execution_dict(e) for e in self.executions()],
-            "watched": self.watched(),
-            "halted": sorted(s for s, f in self._feeds.items() if f.halted),
-            "held_prices": dict(self._holds),
-            "cancel_delay_seconds": self._cancel_delay,
-            "reject_next": list(self._reject_next) if self._reject_next else None,
-            "tick_to_order_ms": self.tick_to_order_stats(),
-        }
-
-
-def _iso(value: object) -> object:
-    return value.isoformat() if isinstance(value, datetime | date) else value
-
-
-def order_dict(order: SimOrder) -> dict[str, object]:
-    """A SimOrder as JSON-able data (datetimes as ISO strings)."""
-    return {k: _iso(v) for k, v in asdict(order).items()}
-
-
-def execution_dict(execution: object) -> dict[str, object]:
-    return {k: _iso(v) for k, v in asdict(execution).items()}  # type: ignore[arg-type]

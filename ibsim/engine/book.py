@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ibsim.engine.rules import oca_family
 from ibsim.model import Execution, SimOrder
-from ibsim.orders import oca_family
 
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 FIRST_PERM_ID = 1_200_000_001

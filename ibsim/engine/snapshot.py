@@ -13,17 +13,14 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ibsim.account import Position
-from ibsim.matching_book import OrderState
+from ibsim.engine.account import Account, Position
+from ibsim.engine.book import Book, OrderState
 from ibsim.model import Execution, SimOrder
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ibsim.matching import SimEngine
 
 STATE_VERSION = 1
 MAX_COMPLETED_KEPT = 2000
@@ -75,8 +72,9 @@ def _iso(v: object) -> object:
     return v.isoformat() if isinstance(v, datetime) else v
 
 
-def _order_to_json(order: SimOrder) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in asdict(order).items()}
+def to_json(record: SimOrder | Execution) -> dict[str, Any]:
+    """An order or execution as JSON-able data (datetimes as ISO strings)."""
+    return {k: _iso(v) for k, v in asdict(record).items()}
 
 
 def _order_from_json(d: dict[str, Any]) -> SimOrder:
@@ -98,50 +96,54 @@ _STATE_FIELDS = ("since", "triggered", "trigger_t", "fresh", "opg_open", "day_en
                  "commission_paid", "where")
 
 
-def snapshot(engine: SimEngine) -> dict[str, Any]:
-    """Everything that must survive a restart, as JSON-able data."""
-    book, acct = engine.book, engine.account
+@dataclass(slots=True)
+class Restored:
+    """What a state file adds to the engine beside the book and the account."""
+
+    symbols: set[str] = field(default_factory=set)  # symbols it mentions (hand-held, orders)
+    held_prices: dict[str, float] = field(default_factory=dict)  # set_price(hold=True)
+
+
+def snapshot(book: Book, account: Account, *, sim_now: datetime, extra_symbols: list[str],
+             held_prices: dict[str, float]) -> dict[str, Any]:
+    """Everything that must survive a restart, as JSON-able data. `extra_symbols`: symbols
+    known beyond the tape's own (hand-held positions, scenario additions)."""
     pending = [st for st in book.states.values() if st.where in ("working", "waiting", "held")]
     done = [st.order for st in book.states.values() if st.where == "done"][-MAX_COMPLETED_KEPT:]
     return {
         "version": STATE_VERSION,
         "saved_at_wall": time.time(),
-        "saved_at_sim": engine.now().isoformat(),
-        "cash": acct.cash,
-        "realized_total": acct.realized_total,
-        "commissions_total": acct.commissions_total,
-        "positions": [asdict(p) for p in acct.positions.values()],
-        "open_orders": [{"order": _order_to_json(st.order),
+        "saved_at_sim": sim_now.isoformat(),
+        "cash": account.cash,
+        "realized_total": account.realized_total,
+        "commissions_total": account.commissions_total,
+        "positions": [asdict(p) for p in account.positions.values()],
+        "open_orders": [{"order": to_json(st.order),
                          "state": {k: getattr(st, k) for k in _STATE_FIELDS}} for st in pending],
-        "completed_orders": [_order_to_json(o) for o in done],
-        "executions": [{k: _iso(v) for k, v in asdict(e).items()} for e in book.executions],
+        "completed_orders": [to_json(o) for o in done],
+        "executions": [to_json(e) for e in book.executions],
         "next_order_id": book.next_order_id,
         "next_perm_id": book.next_perm_id,
         "exec_seq": book.exec_seq,
-        "extra_symbols": sorted(engine._known - set(engine._tape.symbols())),
-        "held_prices": dict(engine._holds),
+        "extra_symbols": sorted(extra_symbols),
+        "held_prices": dict(held_prices),
     }
 
 
-def save_engine(engine: SimEngine, path: str | Path) -> None:
-    write_json_atomic(path, snapshot(engine))
-
-
-def load_into(engine: SimEngine, path: str | Path) -> bool:
-    """Restore a saved state into a freshly built engine. False if there was no file."""
+def load(path: str | Path, book: Book, account: Account) -> Restored | None:
+    """Restore a saved state into a fresh book and account. None if there was no file."""
     data = read_json(path)
     if data is None:
-        return False
+        return None
     try:
-        _restore(engine, data)
+        return _restore(data, book, account)
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"state file {path} is damaged ({type(exc).__name__}: {exc}); move it "
                          f"away (it is kept untouched) to start with a fresh account") from exc
-    return True
 
 
-def _restore(engine: SimEngine, data: dict[str, Any]) -> None:
-    acct, book = engine.account, engine.book
+def _restore(data: dict[str, Any], book: Book, acct: Account) -> Restored:
+    restored = Restored(held_prices={k: float(v) for k, v in data.get("held_prices", {}).items()})
     acct.cash = float(data["cash"])
     acct.realized_total = float(data.get("realized_total", 0.0))
     acct.commissions_total = float(data.get("commissions_total", 0.0))
@@ -149,9 +151,8 @@ def _restore(engine: SimEngine, data: dict[str, Any]) -> None:
     for p in data.get("positions", []):
         pos = Position(**p)
         acct.positions[pos.symbol] = pos
-    engine._known.update(data.get("extra_symbols", []))
-    engine._known.update(acct.positions)
-    engine._holds.update({k: float(v) for k, v in data.get("held_prices", {}).items()})
+    restored.symbols.update(data.get("extra_symbols", []))
+    restored.symbols.update(acct.positions)
     for d in data.get("completed_orders", []):
         order = _order_from_json(d)
         st = OrderState(order, where="done")
@@ -167,7 +168,7 @@ def _restore(engine: SimEngine, data: dict[str, Any]) -> None:
         where, st.where = st.where, ""
         book.states[st.key] = st
         book.log.append(order)
-        engine._known.add(order.symbol)
+        restored.symbols.add(order.symbol)
         if where == "working":
             book.add_working(st)
         elif where == "waiting":
@@ -178,3 +179,4 @@ def _restore(engine: SimEngine, data: dict[str, Any]) -> None:
     book.next_order_id = max(book.next_order_id, int(data.get("next_order_id", 1)))
     book.next_perm_id = max(book.next_perm_id, int(data.get("next_perm_id", 0)))
     book.exec_seq = max(book.exec_seq, int(data.get("exec_seq", 0)))
+    return restored

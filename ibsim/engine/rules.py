@@ -1,21 +1,21 @@
 """Order rules as pure functions: field validation, IB-style reject codes and messages, and
 "when and at what price would this order trade" against a run of tape prices.
 
-Why pure: matching.py only sequences events and books fills; whether a stop triggers or a limit
+Why pure: the matcher (matcher.py) only sequences events and books fills; whether a stop triggers or a limit
 crosses is decided here from numbers alone, so each rule is tested in isolation.
 
 A run of prices is a list of (epoch, last) points, oldest first, ending with the current
 price. The displayed market around a last price is bid = last - half, ask = bid + spread
-(see tape.quote_prices); a resting order sees each point in turn.
+(see market.path.quote_prices); a resting order sees each point in turn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ibsim.market.path import TICK, quote_prices
 from ibsim.model import OrderReject, SimOrder
 
-TICK = 0.01
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"DAY", "GTC", "IOC", "OPG"})
 STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
@@ -81,11 +81,8 @@ class Market:
 
 
 def market_at(last: float, spread_ticks: int) -> Market:
-    last = max(round(last, 2), TICK)
-    bid = round(last - (spread_ticks // 2) * TICK, 2)
-    if bid <= 0:
-        bid = TICK
-    return Market(bid=bid, ask=round(bid + spread_ticks * TICK, 2), last=round(last, 2))
+    bid, ask, last = quote_prices(last, spread_ticks)
+    return Market(bid=bid, ask=ask, last=last)
 
 
 def market_fill_price(action: str, m: Market, slippage_ticks: int) -> float:

@@ -1,35 +1,30 @@
-"""Order entry for SimEngine: place (new or modify), cancel, global cancel.
+"""Order entry: place (new or modify), cancel, global cancel.
 
-Why a mixin module: matching.py sequences the tape; this is the request side (validation,
-IB's reject codes, brackets held until transmitted, the short-sale check that reproduces the
-duplicate-sell mistake, delayed cancels that can lose the race to a fill).
+Why its own part: the matcher (matcher.py) books what the tape does to working orders; this
+is the request side (validation, IB's reject codes, brackets held until transmitted, the
+short-sale check that reproduces the duplicate-sell mistake, delayed cancels that can lose the
+race to a fill). A new order that is marketable is handed to the matcher at once.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from ibsim import orders as rules
-from ibsim.matching_book import DONE, OrderState
+from ibsim.engine import rules
+from ibsim.engine.book import DONE, OrderState
+from ibsim.engine.core import TradingDay
+from ibsim.engine.matcher import Matcher
 from ibsim.model import OrderReject, SimOrder
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ibsim.matching import SimEngine, _Session
 
 _COPY_ON_MODIFY = ("total_qty", "lmt_price", "aux_price", "trailing_percent", "tif",
                    "oca_group", "oca_type", "order_ref", "outside_rth", "transmit")
 
 
-class OrderEntry:
-    """Mixed into SimEngine."""
-
-    def next_order_id(self: SimEngine) -> int:
-        """The next order id no order has used (IB's nextValidId)."""
-        return self.book.next_order_id
+class OrderEntry(Matcher):
+    """The request side of the engine."""
 
     # ------------------------------------------------------------------ place
-    def place_order(self: SimEngine, order: SimOrder) -> None:
+    def place_order(self, order: SimOrder) -> None:
         """Accept a new order (or modify an open one with the same client and id).
 
         `order.arrival_wall` (time.perf_counter) is kept if the caller set it, else stamped now;
@@ -75,7 +70,7 @@ class OrderEntry:
             self._enter(held, now, sess)
         self._enter(st, now, sess)
 
-    def _check_new(self: SimEngine, order: SimOrder, now: float, sess: _Session) -> None:
+    def _check_new(self, order: SimOrder, now: float, sess: TradingDay) -> None:
         if self._reject_next is not None:
             code, client = self._reject_next
             if client is None or client == order.client_id:
@@ -103,7 +98,7 @@ class OrderEntry:
         if order.action == "SELL" and not parent_unfilled:
             self._check_short(order, order.total_qty)
 
-    def _check_short(self: SimEngine, order: SimOrder, qty: float) -> None:
+    def _check_short(self, order: SimOrder, qty: float) -> None:
         """Refuse a sell of shares the account does not hold (counting shares already
         promised to other working sell orders) unless short selling is allowed."""
         if self.config.short_selling_allowed:
@@ -119,20 +114,20 @@ class OrderEntry:
                 f"{promised:g} are already in working sell orders ({max(available, 0):g} "
                 f"available)", order)
 
-    def _opening_for(self: SimEngine, now: float, sess: _Session) -> float:
+    def _opening_for(self, now: float, sess: TradingDay) -> float:
         """The opening auction an OPG order is for: today's if it has not happened yet."""
         if now < sess.open_e:
             return sess.open_e
         return self.calendar.open_close(self.calendar.next_session(sess.day))[0]
 
-    def _day_end_for(self: SimEngine, order: SimOrder, now: float, sess: _Session) -> float:
+    def _day_end_for(self, order: SimOrder, now: float, sess: TradingDay) -> float:
         end = sess.end if order.outside_rth else sess.close_e
         if now < end:
             return end
         nxt = self.calendar.next_session(sess.day)
         return self.calendar.window(nxt)[1] if order.outside_rth else self.calendar.open_close(nxt)[1]
 
-    def _enter(self: SimEngine, st: OrderState, now: float, sess: _Session) -> None:
+    def _enter(self, st: OrderState, now: float, sess: TradingDay) -> None:
         """Make a transmitted order live: wait for its parent, or work it (and try it against
         the market right away)."""
         o = st.order
@@ -149,7 +144,7 @@ class OrderEntry:
         self._activate(st)
         self._try_now(st, now, sess)
 
-    def _try_now(self: SimEngine, st: OrderState, now: float, sess: _Session) -> None:
+    def _try_now(self, st: OrderState, now: float, sess: TradingDay) -> None:
         o = st.order
         feed = self._feed(o.symbol, sess)
         if not feed.halted and o.tif != "OPG":
@@ -161,7 +156,7 @@ class OrderEntry:
                 self._cancel_now(st, None, "", when=now)
 
     # ------------------------------------------------------------------ modify
-    def _modify(self: SimEngine, st: OrderState, new: SimOrder, now: float) -> None:
+    def _modify(self, st: OrderState, new: SimOrder, now: float) -> None:
         o = st.order
         if o.status in DONE:
             raise rules.reject(rules.CANNOT_MODIFY, f"Order {o.order_id} cannot be modified: "
@@ -206,7 +201,7 @@ class OrderEntry:
             self._try_now(st, now, sess)
 
     # ------------------------------------------------------------------ cancel
-    def cancel_order(self: SimEngine, order_id: int, client_id: int) -> None:
+    def cancel_order(self, order_id: int, client_id: int) -> None:
         """Cancel an order of this client. Another client's order is "not found" (10147), as
         at IB. With delay_cancel(s) set, the cancel takes effect s wall seconds later and the
         order can still fill meanwhile (then on_order_error(order, 10148, ...) follows)."""
@@ -231,7 +226,7 @@ class OrderEntry:
             return
         self._finish_cancel(st)
 
-    def global_cancel(self: SimEngine) -> None:
+    def global_cancel(self) -> None:
         """Cancel every open order of every client, immediately."""
         now = self.clock.now_epoch()
         for st in self.book.pending_states():

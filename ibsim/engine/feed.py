@@ -7,11 +7,11 @@ plain floats and small numpy slices, never pandas, and never rebuilds a path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from ibsim.market.path import DayPath
+from ibsim.market.path import DayPath, quote_prices
 from ibsim.model import Quote
-from ibsim.orders import TICK
 
 EXTENDED_SPREAD_FACTOR = 3
 HEARTBEAT_SECONDS = 2.0  # wall seconds: resend an unchanged quote at least this often
@@ -43,7 +43,8 @@ class SymbolFeed:
         self._vol_idx = 0
         self._hl_idx = -1
 
-    def _sizes(self, i: int) -> tuple[float, float]:
+    def sizes(self, i: int) -> tuple[float, float]:
+        """(bid size, ask size) displayed at second i: deterministic, 100..2000 shares."""
         h = (i * 2654435761 + self._size_seed) & 0xFFFFFFFF
         return 100.0 * (1 + (h >> 8) % 20), 100.0 * (1 + (h >> 16) % 20)
 
@@ -57,7 +58,7 @@ class SymbolFeed:
         if self.halted and self.quote is not None:
             q = self.quote
             if not q.halted:
-                q = self._copy(q, halted=True)
+                q = replace(q, halted=True)
                 self.quote = q
                 return q, True
             return q, False
@@ -75,16 +76,11 @@ class SymbolFeed:
             else:
                 self.high, self.low = max(self.high, hi), min(self.low, lo)
             self._hl_idx = i
-        s = self.spread_ticks(regular)
-        last = max(round(price, 2), TICK)
-        bid = round(last - (s // 2) * TICK, 2)
-        if bid <= 0:
-            bid = TICK
-        ask = round(bid + s * TICK, 2)
+        bid, ask, last = quote_prices(price, self.spread_ticks(regular))
         old = self.quote
         if old is not None and old.bid == bid and old.ask == ask and old.last == last and not old.halted:
             return old, False
-        bid_size, ask_size = self._sizes(i)
+        bid_size, ask_size = self.sizes(i)
         last_size = float(path.volume[i]) if i < path.n and path.volume[i] > 0 else 100.0
         q = Quote(symbol=self.symbol, time=datetime.fromtimestamp(now, UTC), bid=bid, ask=ask,
                   last=last, bid_size=bid_size, ask_size=ask_size, last_size=last_size,
@@ -99,15 +95,6 @@ class SymbolFeed:
         """An unchanged quote restamped for a heartbeat (volume brought up to date)."""
         q = self.quote
         assert q is not None
-        fresh = self._copy(q)
-        fresh.time = datetime.fromtimestamp(now, UTC)
-        fresh.volume = self.cum_volume
+        fresh = replace(q, time=datetime.fromtimestamp(now, UTC), volume=self.cum_volume)
         self.quote = fresh
         return fresh
-
-    @staticmethod
-    def _copy(q: Quote, halted: bool | None = None) -> Quote:
-        return Quote(symbol=q.symbol, time=q.time, bid=q.bid, ask=q.ask, last=q.last,
-                     bid_size=q.bid_size, ask_size=q.ask_size, last_size=q.last_size,
-                     volume=q.volume, high=q.high, low=q.low, open=q.open,
-                     prev_close=q.prev_close, halted=q.halted if halted is None else halted)
