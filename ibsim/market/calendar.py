@@ -43,7 +43,7 @@ def ny_date(epoch: float) -> date:
 def _xnys_schedule() -> tuple[dict[date, tuple[float, float]], date, date]:
     """Read the XNYS schedule once: {session date: (open epoch, close epoch)} and its bounds."""
     try:
-        import exchange_calendars as xcals
+        import exchange_calendars as xcals  # type: ignore[import-untyped, unused-ignore]
     except ImportError:  # pragma: no cover - weekday fallback only
         return {}, date.max, date.min
     with warnings.catch_warnings():  # the library trips pandas deprecation warnings

@@ -38,7 +38,8 @@ def _bridge(rng: np.random.Generator, sigmas: np.ndarray) -> np.ndarray:
     walk = np.concatenate(([0.0], np.cumsum(steps)))
     var = np.concatenate(([0.0], np.cumsum(sigmas * sigmas)))
     total = var[-1] if var[-1] > 0 else 1.0
-    return walk - var / total * walk[-1]
+    bridge: np.ndarray = walk - var / total * walk[-1]
+    return bridge
 
 
 class SyntheticTape:
@@ -133,7 +134,9 @@ class SyntheticTape:
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, stable_hash(symbol) & 0xFFFFFFFF,
                                      day.toordinal()])
         sig = prof.daily_vol / math.sqrt(23400.0)
-        u = lambda tag: unit(self.seed, tag, symbol, day)  # noqa: E731
+
+        def u(tag: str) -> float:
+            return unit(self.seed, tag, symbol, day)
 
         # pre-market: previous close -> open; gappers jump on "news" some time after 04:00
         lp, lo, lc = math.log(prev), math.log(open_), math.log(close)

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # no stubs installed
 
 from ibsim.market.calendar import NY, PREMARKET_START, NyseCalendar, ny_epoch
 from ibsim.market.path import WINDOW_SECONDS, DayPath, TapeError, spread_for
@@ -51,7 +51,8 @@ def _times(col: pd.Series, path: Path) -> np.ndarray:
     """Bar start times as epoch seconds."""
     if pd.api.types.is_numeric_dtype(col):
         values = col.to_numpy(dtype=np.float64)
-        return np.where(values > 1e11, values / 1000.0, values)  # milliseconds -> seconds
+        seconds: np.ndarray = np.where(values > 1e11, values / 1000.0, values)  # ms -> s
+        return seconds
     try:
         parsed = pd.to_datetime(col, utc=False, format="mixed")
     except (ValueError, TypeError) as exc:
