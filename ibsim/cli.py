@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ibsim.model import DEFAULT_PORT, EngineConfig
-from ibsim.protocol import MAX_SERVER_VERSION, MIN_SERVER_VERSION
+from ibsim.wire.protocol import MAX_SERVER_VERSION, MIN_SERVER_VERSION
 
 EXIT_USAGE = 2
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ibsim.model import SimOrder
-from ibsim.protocol import CTL_MAGIC, ProtocolError, frame_bytes, split_frames
+from ibsim.wire.protocol import CTL_MAGIC, ProtocolError, frame_bytes, split_frames
 
 if TYPE_CHECKING:
     from ibsim.gateway import Gateway

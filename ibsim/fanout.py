@@ -13,12 +13,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ibsim import messages as msg
 from ibsim.handlers_history import merge_update
-from ibsim.messages_orders import open_order
 from ibsim.model import BarData, Execution, PositionRow, Quote, SimOrder
-from ibsim.protocol import tws_time
-from ibsim.session import HistSub, MktSub, Session
+from ibsim.wire import encode as msg
+from ibsim.wire.encode_order import open_order
+from ibsim.wire.protocol import tws_time
+from ibsim.wire.session import HistSub, MktSub, Session
 
 if TYPE_CHECKING:
     from ibsim.gateway import Gateway

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from ibsim import messages as msg
 from ibsim.model import ACCOUNT_ID, ContractInfo, Engine
-from ibsim.protocol import MAX_SERVER_VERSION, ProtocolError
-from ibsim.requests import ContractRef, Request, decode_request
-from ibsim.session import Session
+from ibsim.wire import encode as msg
+from ibsim.wire.decode import decode_request
+from ibsim.wire.protocol import MAX_SERVER_VERSION, ProtocolError
+from ibsim.wire.requests import ContractRef, Request
+from ibsim.wire.session import Session
 
 log = logging.getLogger("ibsim.gateway")
 
@@ -63,6 +65,10 @@ class Gateway:
         self._con_ids: dict[int, str] = {}
 
     # ------------------------------------------------------------------ sessions
+    def server_time(self) -> datetime:
+        """Simulated now: what the handshake reply and reqCurrentTime report."""
+        return self.engine.now()
+
     def add_session(self, session: Session) -> None:
         self.sessions.add(session)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ibsim import messages as msg
-from ibsim import requests as rq
 from ibsim.fanout import now_hh_mm, portfolio_message
 from ibsim.handlers_history import cancel_historical_data, req_historical_data
 from ibsim.handlers_orders import ORDER_HANDLERS
-from ibsim.session import MktSub, ScanSub, Session
+from ibsim.wire import encode as msg
+from ibsim.wire import requests as rq
+from ibsim.wire.session import MktSub, ScanSub, Session
 
 if TYPE_CHECKING:
     from ibsim.gateway import Gateway

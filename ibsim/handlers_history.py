@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ibsim import messages as msg
-from ibsim import requests as rq
 from ibsim.model import BarData
-from ibsim.protocol import NEW_YORK, tws_time
-from ibsim.session import HistSub, Session
+from ibsim.wire import encode as msg
+from ibsim.wire import requests as rq
+from ibsim.wire.protocol import NEW_YORK, tws_time
+from ibsim.wire.session import HistSub, Session
 
 if TYPE_CHECKING:
     from ibsim.gateway import Gateway

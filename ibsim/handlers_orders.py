@@ -13,12 +13,12 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ibsim import messages as msg
-from ibsim import requests as rq
-from ibsim.messages_orders import completed_order, open_order
 from ibsim.model import ACCOUNT_ID, Execution, OrderReject, SimOrder
-from ibsim.protocol import NEW_YORK, tws_time
-from ibsim.session import Session
+from ibsim.wire import encode as msg
+from ibsim.wire import requests as rq
+from ibsim.wire.encode_order import completed_order, open_order
+from ibsim.wire.protocol import NEW_YORK, tws_time
+from ibsim.wire.session import Session
 
 if TYPE_CHECKING:
     from ibsim.gateway import Gateway

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from ibsim.ctl import CtlConnection
 from ibsim.gateway import Gateway
 from ibsim.model import DEFAULT_PORT, REAL_IB_PORTS, Engine
-from ibsim.protocol import API_MAGIC, CTL_MAGIC, MAX_SERVER_VERSION
-from ibsim.session import Session
+from ibsim.wire.protocol import API_MAGIC, CTL_MAGIC, MAX_SERVER_VERSION
+from ibsim.wire.session import Session
 
 log = logging.getLogger("ibsim.server")
 

@@ -250,12 +250,12 @@ class RawClient:
         self.sock.sendall(data)
 
     def send(self, *fields: object) -> None:
-        from ibsim.protocol import frame
+        from ibsim.wire.protocol import frame
 
         self.sock.sendall(frame(fields))
 
     def handshake(self, lo: int = 157, hi: int = 178, options: str = "") -> int:
-        from ibsim.protocol import frame_bytes
+        from ibsim.wire.protocol import frame_bytes
 
         text = f"v{lo}..{hi}" + (f" {options}" if options else "")
         self.sock.sendall(b"API\0" + frame_bytes(text.encode()))

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from ibsim.messages import COMPLETED_ORDER, OPEN_ORDER, contract_block
 from ibsim.model import ContractInfo, SimOrder
-from ibsim.protocol import frame
+from ibsim.wire.encode import COMPLETED_ORDER, OPEN_ORDER, contract_block
+from ibsim.wire.protocol import frame
 
 _ANY = (0, 10_000)
 C11_NAMES = (

@@ -10,8 +10,8 @@ import struct
 import pytest
 from ib_insync import Stock
 
-from ibsim.protocol import frame
 from ibsim.testing import RawClient, ib_wait_until
+from ibsim.wire.protocol import frame
 
 
 @pytest.fixture

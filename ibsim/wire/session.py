@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
-from ibsim import messages as msg
 from ibsim.model import BarData
-from ibsim.protocol import (
-    MAX_SERVER_VERSION,
+from ibsim.wire import encode as msg
+from ibsim.wire.protocol import (
     MIN_SERVER_VERSION,
     ProtocolError,
     negotiate_version,
@@ -28,12 +27,19 @@ from ibsim.protocol import (
     split_frames,
 )
 
-if TYPE_CHECKING:
-    from ibsim.gateway import Gateway
-
 log = logging.getLogger("ibsim.session")
 
 DEFAULT_MAX_BUFFER_BYTES = 16 * 1024 * 1024
+
+
+class SessionHost(Protocol):
+    """What a session needs from whoever serves it (the gateway): the highest version to
+    offer, the server time for the handshake reply, and somewhere to send each request."""
+
+    @property
+    def max_version(self) -> int: ...
+    def server_time(self) -> datetime: ...
+    def dispatch(self, session: Session, fields: list[str]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -76,9 +82,9 @@ class Subscriptions:
 class Session:
     """Created by the server once the first 4 bytes were b"API\\0"."""
 
-    def __init__(self, gateway: Gateway, transport: asyncio.Transport, peer: str,
+    def __init__(self, host: SessionHost, transport: asyncio.Transport, peer: str,
                  max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES) -> None:
-        self.gw = gateway
+        self.host = host
         self.transport = transport
         self.peer = peer
         self.max_buffer_bytes = max_buffer_bytes
@@ -88,7 +94,7 @@ class Session:
         self.auto_bind = False
         self.subs = Subscriptions()
         # what this client was last told, so periodic engine reports send only changes
-        self.order_sent: dict[tuple[int, int], tuple] = {}
+        self.order_sent: dict[tuple[int, int], tuple[object, ...]] = {}
         self.pos_sent: dict[str, tuple[float, float]] = {}
         self.acct_sent: dict[tuple[str, str], str] = {}
         self.closed = False
@@ -186,25 +192,25 @@ class Session:
         if self.client_id is None:
             self._expect_start_api(fields)
             return
-        self.gw.dispatch(self, fields)
+        self.host.dispatch(self, fields)
 
     def _handshake(self, body: bytes) -> None:
         lo, hi, options = parse_version_range(body)
-        version = negotiate_version(lo, hi, self.gw.max_version, MIN_SERVER_VERSION)
+        version = negotiate_version(lo, hi, self.host.max_version, MIN_SERVER_VERSION)
         if version is None:
             log.error("client %s offers API versions %d..%d; ibsim speaks %d..%d: closing",
-                      self.peer, lo, hi, MIN_SERVER_VERSION, self.gw.max_version)
+                      self.peer, lo, hi, MIN_SERVER_VERSION, self.host.max_version)
             self.close()
             return
         self.sv = version
         log.debug("handshake with %s: client v%d..%d%s -> server version %d", self.peer, lo,
                   hi, f" ({options})" if options else "", version)
-        self.send(msg.server_version_reply(version, self.gw.engine.now()))
+        self.send(msg.server_version_reply(version, self.host.server_time()))
 
     def _expect_start_api(self, fields: list[str]) -> None:
         if not fields or fields[0] != "71":
             raise ProtocolError(f"expected startApi (71) first, got message {fields[:1]}")
-        self.gw.dispatch(self, fields)
+        self.host.dispatch(self, fields)
 
     def connection_lost(self) -> None:
         self.closed = True
@@ -215,11 +221,3 @@ class Session:
         for scan in self.subs.scans.values():
             if scan.handle is not None:
                 scan.handle.cancel()
-
-
-def cap_version(version: int) -> int:
-    """Clamp a requested server maximum into what ibsim can encode."""
-    return max(MIN_SERVER_VERSION, min(version, MAX_SERVER_VERSION))
-
-
-Sender = Callable[[bytes], None]

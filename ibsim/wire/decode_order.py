@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from ibsim.protocol import FieldReader, ProtocolError
-from ibsim.requests import PlaceOrderReq, read_contract
+from ibsim.wire.protocol import FieldReader, ProtocolError
+from ibsim.wire.requests import PlaceOrderReq, read_contract
 
 UNSET_DOUBLE = 1.7976931348623157e308
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from ibsim.model import BarData, ContractInfo, Execution
-from ibsim.protocol import fmt, frame, pack_len, tws_time
+from ibsim.wire.protocol import fmt, frame, pack_len, tws_time
 
 # --- message ids -------------------------------------------------------------------------
 TICK_PRICE = 1
