@@ -14,7 +14,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 API_MAGIC = b"API\0"
-CTL_MAGIC = b"CTL\0"
 MIN_SERVER_VERSION = 157  # ib_insync / ib_async refuse anything lower
 MAX_SERVER_VERSION = 178  # the newest layout ibsim encodes
 MAX_FRAME_BYTES = 1 << 20  # no client request comes near 1 MiB; bigger means garbage

@@ -13,7 +13,7 @@ from tests.ibsim.wire.support import Recorder
 def test_quote_ticks_send_only_what_changed() -> None:
     from dataclasses import replace
 
-    from ibsim.fanout import quote_ticks
+    from ibsim.gateway.fanout import quote_ticks
     from ibsim.model import Quote
 
     q0 = Quote(symbol="AAPL", time=datetime(2024, 3, 5, 15, tzinfo=UTC), bid=10.0, ask=10.02,

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
-from ibsim.handlers_history import merge_update
-from ibsim.model import BarData, Execution, PositionRow, Quote, SimOrder
+from ibsim.gateway.history import merge_update
+from ibsim.model import BarData, ContractInfo, Engine, Execution, PositionRow, Quote, SimOrder
 from ibsim.wire import encode as msg
 from ibsim.wire.encode_order import open_order
 from ibsim.wire.protocol import tws_time
 from ibsim.wire.session import HistSub, MktSub, Session
-
-if TYPE_CHECKING:
-    from ibsim.gateway import Gateway
 
 log = logging.getLogger("ibsim.fanout")
 
@@ -32,6 +29,25 @@ _PRICE = msg.TICK_HEADS["price"]
 _SIZE = msg.TICK_HEADS["size"]
 _GENERIC = msg.TICK_HEADS["generic"]
 _STRING = msg.TICK_HEADS["string"]
+
+
+class FanoutHost(Protocol):
+    """What the fan-out reads from the gateway (hub.py): the engine, the logged-in sessions by
+    client id, whether the simulated IB link is up, and how to describe a symbol's contract."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def by_client(self) -> dict[int, Session]: ...
+    @property
+    def connected_to_ib(self) -> bool: ...
+    @property
+    def account(self) -> str: ...
+    def contract_or_stub(self, symbol: str) -> ContractInfo: ...
+
+
+Entry = TypeVar("Entry")
+Index = dict[str, dict[tuple[int, int], Entry]]
 
 
 def quote_ticks(q: Quote, prev: Quote | None) -> list[tuple[bytes, bytes, bytes]]:
@@ -66,12 +82,15 @@ def quote_ticks(q: Quote, prev: Quote | None) -> list[tuple[bytes, bytes, bytes]
 
 
 class Fanout:
-    def __init__(self, gw: Gateway, stamp_ticks: bool = False) -> None:
+    """The engine's listener: subscriptions indexed by symbol, and the messages they get."""
+
+    def __init__(self, gw: FanoutHost, stamp_ticks: bool = False) -> None:
         self.gw = gw
         self.stamp_ticks = stamp_ticks
-        self.mkt: dict[str, dict[tuple[int, int], tuple[Session, MktSub]]] = {}
-        self.bars: dict[str, dict[tuple[int, int], Session]] = {}
-        self.hist: dict[str, dict[tuple[int, int], tuple[Session, HistSub]]] = {}
+        # symbol -> {(id(session), reqId): subscriber}
+        self.mkt: Index[tuple[Session, MktSub]] = {}
+        self.bars: Index[Session] = {}
+        self.hist: Index[tuple[Session, HistSub]] = {}
         self.last_sent: dict[str, Quote] = {}
         self.quotes_in = 0
         # True: one socket write per quote per client (lowest latency); False: one write per
@@ -79,63 +98,50 @@ class Fanout:
         self.write_per_quote = True
 
     # ------------------------------------------------------------------ subscriptions
-    def _watch(self, symbol: str) -> None:
-        watch = getattr(self.gw.engine, "watch", None)
-        if watch is not None:
-            watch(symbol)
+    def _index(self, index: Index[Entry], symbol: str, s: Session, req_id: int,
+               entry: Entry) -> None:
+        index.setdefault(symbol, {})[(id(s), req_id)] = entry
+        self.gw.engine.watch(symbol)
 
-    def _unwatch(self, symbol: str) -> None:
-        unwatch = getattr(self.gw.engine, "unwatch", None)
-        if unwatch is not None:
-            unwatch(symbol)
+    def _unindex(self, index: Index[Entry], symbol: str, s: Session, req_id: int) -> None:
+        subs = index.get(symbol, {})
+        subs.pop((id(s), req_id), None)
+        if not subs:
+            index.pop(symbol, None)
+        self.gw.engine.unwatch(symbol)
 
     def add_mkt(self, s: Session, sub: MktSub) -> None:
         sub.req_id_bytes = str(sub.req_id).encode()
         s.subs.mkt[sub.req_id] = sub
-        self.mkt.setdefault(sub.symbol, {})[(id(s), sub.req_id)] = (s, sub)
-        self._watch(sub.symbol)
+        self._index(self.mkt, sub.symbol, s, sub.req_id, (s, sub))
 
     def remove_mkt(self, s: Session, req_id: int) -> bool:
         sub = s.subs.mkt.pop(req_id, None)
         if sub is None:
             return False
-        subs = self.mkt.get(sub.symbol, {})
-        subs.pop((id(s), req_id), None)
-        if not subs:
-            self.mkt.pop(sub.symbol, None)
-        self._unwatch(sub.symbol)
+        self._unindex(self.mkt, sub.symbol, s, req_id)
         return True
 
     def add_bars(self, s: Session, req_id: int, symbol: str) -> None:
         s.subs.bars[req_id] = symbol
-        self.bars.setdefault(symbol, {})[(id(s), req_id)] = s
-        self._watch(symbol)
+        self._index(self.bars, symbol, s, req_id, s)
 
     def remove_bars(self, s: Session, req_id: int) -> bool:
         symbol = s.subs.bars.pop(req_id, None)
         if symbol is None:
             return False
-        subs = self.bars.get(symbol, {})
-        subs.pop((id(s), req_id), None)
-        if not subs:
-            self.bars.pop(symbol, None)
-        self._unwatch(symbol)
+        self._unindex(self.bars, symbol, s, req_id)
         return True
 
     def add_hist(self, s: Session, sub: HistSub) -> None:
         s.subs.hist[sub.req_id] = sub
-        self.hist.setdefault(sub.symbol, {})[(id(s), sub.req_id)] = (s, sub)
-        self._watch(sub.symbol)
+        self._index(self.hist, sub.symbol, s, sub.req_id, (s, sub))
 
     def remove_hist(self, s: Session, req_id: int) -> bool:
         sub = s.subs.hist.pop(req_id, None)
         if sub is None:
             return False
-        subs = self.hist.get(sub.symbol, {})
-        subs.pop((id(s), req_id), None)
-        if not subs:
-            self.hist.pop(sub.symbol, None)
-        self._unwatch(sub.symbol)
+        self._unindex(self.hist, sub.symbol, s, req_id)
         return True
 
     def drop_session(self, s: Session) -> None:
@@ -307,12 +313,13 @@ class Fanout:
                 s.send(msg.account_update_multi(req_id, gw.account, "", key, value, currency))
 
 
-def portfolio_message(account: str, info, p: PositionRow) -> bytes:
+def portfolio_message(account: str, info: ContractInfo, p: PositionRow) -> bytes:
     return msg.update_portfolio(
         info, p.quantity, p.market_price, p.quantity * p.market_price, p.avg_cost,
         p.unrealized_pnl, p.realized_pnl, account,
     )
 
 
-def now_hh_mm(gw: Gateway) -> str:
-    return tws_time(gw.engine.now())[9:14]
+def now_hh_mm(engine: Engine) -> str:
+    """Simulated now as HH:MM (New York), for updateAccountTime."""
+    return tws_time(engine.now())[9:14]

@@ -1,30 +1,22 @@
-"""reqHistoricalData (with keepUpToDate) and its small text formats.
+"""reqHistoricalData's small text formats and its keepUpToDate rule, as pure functions.
 
 Why separate: historical requests carry three little languages (end time, duration, bar size)
-and a live-update rule (fold each 5-second bar into the open bar of the requested size); those
-are pure functions here, tested without a socket.
+and a live-update rule (fold each 5-second bar into the open bar of the requested size); the
+request handler (handlers.py) and the fan-out of 5-second bars (fanout.py) both use them, and
+they are tested without a socket.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibsim.model import BarData
-from ibsim.wire import encode as msg
-from ibsim.wire import requests as rq
 from ibsim.wire.protocol import NEW_YORK, tws_time
-from ibsim.wire.session import HistSub, Session
-
-if TYPE_CHECKING:
-    from ibsim.gateway import Gateway
-
-log = logging.getLogger("ibsim.history")
+from ibsim.wire.session import HistSub
 
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600,
               "day": 86400, "days": 86400, "week": 7 * 86400, "weeks": 7 * 86400,
@@ -106,36 +98,3 @@ def merge_update(sub: HistSub, bar: BarData) -> tuple[str, BarData]:
     # an older 5 s bar (start < cur.time) cannot change a newer bar: resend the current one
     sub.current = cur
     return bar_date(cur.time, sub.bar_seconds, sub.format_date), cur
-
-
-def req_historical_data(gw: Gateway, s: Session, r: rq.HistoricalDataReq) -> None:
-    info = gw.resolve(r.contract)
-    if info is None:
-        s.error(r.req_id, 200, "No security definition has been found for the request")
-        return
-    now = gw.engine.now()
-    try:
-        bar_seconds = parse_bar_size(r.bar_size)
-        duration = parse_duration(r.duration)
-        if r.keep_up_to_date and r.end.strip():
-            raise HistoryRequestError("keepUpToDate needs an empty end date/time")
-        end = parse_end(r.end, now)
-    except HistoryRequestError as exc:
-        s.error(r.req_id, 321, f"Error validating request: {exc}")
-        return
-    bars = gw.engine.historical_bars(info.symbol, end, duration, bar_seconds, r.use_rth)
-    if not bars:
-        s.error(r.req_id, 162, "Historical Market Data Service error message:HMDS query "
-                f"returned no data: {info.symbol}@{info.exchange} {r.what_to_show}")
-        return
-    dated = [(bar_date(b.time, bar_seconds, r.format_date), b) for b in bars]
-    start = end - timedelta(seconds=duration)
-    s.send(msg.historical_data(r.req_id, tws_time(start), tws_time(end), dated))
-    if r.keep_up_to_date:
-        gw.fanout.remove_hist(s, r.req_id)
-        gw.fanout.add_hist(s, HistSub(r.req_id, info.symbol, bar_seconds, r.format_date,
-                                      r.use_rth, current=bars[-1]))
-
-
-def cancel_historical_data(gw: Gateway, s: Session, r: rq.Simple) -> None:
-    gw.fanout.remove_hist(s, r.value)

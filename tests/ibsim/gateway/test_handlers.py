@@ -1,10 +1,10 @@
 """Market data through the socket with the real client: streaming and delayed ticks,
-snapshots, cancel, halts, 5-second bars, historical data (with keepUpToDate), contract
+snapshots, cancel, halts, 5-second bars, contract
 details, current time and scanners. The simulator runs 10x so bars arrive quickly."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from ib_insync import Contract, ScannerSubscription, Stock
@@ -93,48 +93,6 @@ def test_real_time_bars(fast_server, connect) -> None:
     n = len(bars)
     ib.sleep(1.2)
     assert len(bars) == n
-
-
-def test_historical_bars_end_at_sim_now(fast_server, connect) -> None:
-    ib = connect(fast_server.port)
-    c = Stock("AMZN", "SMART", "USD")
-    now = ib.reqCurrentTime()
-    bars = ib.reqHistoricalData(c, "", "1800 S", "1 min", "TRADES", useRTH=False, formatDate=2)
-    assert 25 <= len(bars) <= 31
-    assert all(isinstance(b.date, datetime) and b.date.tzinfo is not None for b in bars)
-    assert bars[-1].date <= now
-    assert all(b.low <= b.close <= b.high for b in bars)
-    steps = {(b1.date - b0.date) for b0, b1 in zip(bars, bars[1:], strict=False)}
-    assert steps == {timedelta(minutes=1)}
-    daily = ib.reqHistoricalData(c, "", "5 D", "1 day", "TRADES", useRTH=True)
-    assert 3 <= len(daily) <= 5 and all(not isinstance(b.date, datetime) for b in daily)
-    past = ib.reqHistoricalData(c, datetime(2024, 3, 4, 16, 0, tzinfo=UTC), "3600 S", "5 mins",
-                                "TRADES", useRTH=False)
-    assert past and past[-1].date <= datetime(2024, 3, 4, 16, 0, tzinfo=UTC)
-
-
-def test_historical_keep_up_to_date(fast_server, connect) -> None:
-    ib = connect(fast_server.port)
-    c = Stock("GOOGL", "SMART", "USD")
-    bars = ib.reqHistoricalData(c, "", "600 S", "1 min", "TRADES", useRTH=False,
-                                keepUpToDate=True)
-    assert bars
-    updates: list[bool] = []
-    bars.updateEvent += lambda b, has_new: updates.append(has_new)
-    assert ib_wait_until(ib, lambda: len(updates) >= 3, 6)
-    assert ib_wait_until(ib, lambda: any(updates), 8)  # a new minute started at 10x
-    ib.cancelHistoricalData(bars)
-
-
-def test_historical_errors(fast_server, connect) -> None:
-    ib = connect(fast_server.port)
-    errors: list[int] = []
-    ib.errorEvent += lambda req_id, code, *a: errors.append(code)
-    assert len(ib.reqHistoricalData(Stock("ZZZZQ", "SMART", "USD"), "", "1 D", "1 min",
-                                    "TRADES", False)) == 0
-    assert len(ib.reqHistoricalData(Stock("AAPL", "SMART", "USD"), "", "1 D", "7 furlongs",
-                                    "TRADES", False)) == 0
-    assert errors[:2] == [200, 321]
 
 
 def test_current_time_is_simulated(fast_server, connect) -> None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
+from ibsim.gateway.hub import Gateway, Handler
 from ibsim.model import ACCOUNT_ID, Execution, OrderReject, SimOrder
 from ibsim.wire import encode as msg
 from ibsim.wire import requests as rq
 from ibsim.wire.encode_order import completed_order, open_order
 from ibsim.wire.protocol import NEW_YORK, tws_time
 from ibsim.wire.session import Session
-
-if TYPE_CHECKING:
-    from ibsim.gateway import Gateway
 
 log = logging.getLogger("ibsim.orders")
 
@@ -155,8 +153,6 @@ def req_completed_orders(gw: Gateway, s: Session, r: rq.Simple) -> None:
 def parse_filter_time(text: str) -> datetime | None:
     """ExecutionFilter.time: 'yyyymmdd hh:mm:ss [zone]' (no zone: New York) or
     'yyyymmdd-hh:mm:ss' (UTC). '' -> None."""
-    from zoneinfo import ZoneInfo
-
     text = text.strip()
     if not text:
         return None
@@ -204,7 +200,7 @@ def req_executions(gw: Gateway, s: Session, r: rq.ExecutionsReq) -> None:
         s.send(msg.commission_report(e))
 
 
-ORDER_HANDLERS = {
+ORDER_HANDLERS: dict[int, Handler] = {
     rq.PLACE_ORDER: place_order,
     rq.CANCEL_ORDER: cancel_order,
     rq.REQ_GLOBAL_CANCEL: global_cancel,

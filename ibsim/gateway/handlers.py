@@ -1,25 +1,32 @@
-"""Request handlers: session, market data, contracts, account, scanner.
+"""Request handlers: session, market data, contracts, history, account, scanner.
 
 Why plain functions in a table: each request maps to one small function of (gateway, session,
-decoded request) that answers with messages.py encoders; order and history requests live in
-handlers_orders.py and handlers_history.py. HANDLERS (msg id -> function) is the only export
-the gateway needs.
+decoded request) that answers with wire/encode.py encoders; order requests live in
+order_handlers.py, the history text formats in history.py. HANDLERS (msg id -> function) is
+the only export the gateway needs; app.py hands it to the Gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
-from ibsim.fanout import now_hh_mm, portfolio_message
-from ibsim.handlers_history import cancel_historical_data, req_historical_data
-from ibsim.handlers_orders import ORDER_HANDLERS
+from ibsim.gateway.fanout import now_hh_mm, portfolio_message
+from ibsim.gateway.history import (
+    HistoryRequestError,
+    bar_date,
+    parse_bar_size,
+    parse_duration,
+    parse_end,
+)
+from ibsim.gateway.hub import Gateway, Handler
+from ibsim.gateway.order_handlers import ORDER_HANDLERS
+from ibsim.model import ContractInfo
 from ibsim.wire import encode as msg
 from ibsim.wire import requests as rq
-from ibsim.wire.session import MktSub, ScanSub, Session
-
-if TYPE_CHECKING:
-    from ibsim.gateway import Gateway
+from ibsim.wire.protocol import tws_time
+from ibsim.wire.session import HistSub, MktSub, ScanSub, Session
 
 log = logging.getLogger("ibsim.handlers")
 
@@ -131,6 +138,40 @@ def req_managed_accts(gw: Gateway, s: Session, r: rq.Simple) -> None:
     s.send(msg.managed_accounts(gw.accounts))
 
 
+# ------------------------------------------------------------------ history
+def req_historical_data(gw: Gateway, s: Session, r: rq.HistoricalDataReq) -> None:
+    info = gw.resolve(r.contract)
+    if info is None:
+        s.error(r.req_id, 200, "No security definition has been found for the request")
+        return
+    now = gw.engine.now()
+    try:
+        bar_seconds = parse_bar_size(r.bar_size)
+        duration = parse_duration(r.duration)
+        if r.keep_up_to_date and r.end.strip():
+            raise HistoryRequestError("keepUpToDate needs an empty end date/time")
+        end = parse_end(r.end, now)
+    except HistoryRequestError as exc:
+        s.error(r.req_id, 321, f"Error validating request: {exc}")
+        return
+    bars = gw.engine.historical_bars(info.symbol, end, duration, bar_seconds, r.use_rth)
+    if not bars:
+        s.error(r.req_id, 162, "Historical Market Data Service error message:HMDS query "
+                f"returned no data: {info.symbol}@{info.exchange} {r.what_to_show}")
+        return
+    dated = [(bar_date(b.time, bar_seconds, r.format_date), b) for b in bars]
+    start = end - timedelta(seconds=duration)
+    s.send(msg.historical_data(r.req_id, tws_time(start), tws_time(end), dated))
+    if r.keep_up_to_date:
+        gw.fanout.remove_hist(s, r.req_id)
+        gw.fanout.add_hist(s, HistSub(r.req_id, info.symbol, bar_seconds, r.format_date,
+                                      r.use_rth, current=bars[-1]))
+
+
+def cancel_historical_data(gw: Gateway, s: Session, r: rq.Simple) -> None:
+    gw.fanout.remove_hist(s, r.value)
+
+
 # ------------------------------------------------------------------ positions and account
 def req_positions(gw: Gateway, s: Session, r: rq.Simple) -> None:
     s.subs.positions = True
@@ -162,7 +203,7 @@ def req_account_updates(gw: Gateway, s: Session, r: rq.AccountUpdatesReq) -> Non
     for p in gw.engine.positions():
         if p.quantity:
             s.send(portfolio_message(gw.account, gw.contract_or_stub(p.symbol), p))
-    s.send(msg.update_account_time(now_hh_mm(gw)))
+    s.send(msg.update_account_time(now_hh_mm(gw.engine)))
     s.send(msg.account_download_end(gw.account))
 
 
@@ -201,7 +242,7 @@ def _send_scan(gw: Gateway, s: Session, sub: ScanSub) -> bool:
         s.error(sub.req_id, 162, f"Historical Market Data Service error message:Scanner "
                 f"type {sub.scan_code!r} is not available in ibsim ({exc})")
         return False
-    out = []
+    out: list[tuple[int, ContractInfo]] = []
     for row in rows:
         info = gw.engine.contract(row.symbol)
         if info is not None:
@@ -211,9 +252,7 @@ def _send_scan(gw: Gateway, s: Session, sub: ScanSub) -> bool:
 
 
 def _schedule_scan(gw: Gateway, s: Session, sub: ScanSub) -> None:
-    import asyncio
-
-    speed = max(float(getattr(gw.engine, "speed", 1.0) or 1.0), 1e-3)
+    speed = max(float(gw.engine.speed or 1.0), 1e-3)
     delay = max(SCANNER_REFRESH_SIM_SECONDS / speed, 1.0)
 
     def refresh() -> None:
@@ -239,7 +278,7 @@ def unsupported(gw: Gateway, s: Session, r: rq.Unsupported) -> None:
                 "supported by ibsim (see docs/SIMULATOR.md for what is)")
 
 
-HANDLERS = {
+HANDLERS: dict[int, Handler] = {
     rq.START_API: start_api,
     rq.REQ_MKT_DATA: req_mkt_data,
     rq.CANCEL_MKT_DATA: cancel_mkt_data,

@@ -1,18 +1,21 @@
 """The gateway: every connected session, the engine they share, and the fault switches.
 
-Why a hub object: requests (handlers*.py), engine events (fanout.py) and control commands
-(ctl.py) all need the same registry of sessions by client id and the same engine; keeping that
-registry in one place lets each of those modules stay a set of plain functions over it.
+Why a hub object: requests (handlers.py, order_handlers.py), engine events (fanout.py) and
+control commands (control.py) all need the same registry of sessions by client id and the same
+engine; keeping that registry in one place lets each of those modules stay a set of plain
+functions over it. The request handlers are handed in (app.py does), so this module does not
+depend on the modules that depend on it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ibsim.gateway.fanout import Fanout
 from ibsim.model import ACCOUNT_ID, ContractInfo, Engine
 from ibsim.wire import encode as msg
 from ibsim.wire.decode import decode_request
@@ -45,11 +48,9 @@ Handler = Callable[["Gateway", Session, Any], None]
 class Gateway:
     """Owns the sessions; the engine's listener is `self.fanout` (see fanout.py)."""
 
-    def __init__(self, engine: Engine, *, max_version: int = MAX_SERVER_VERSION,
-                 stamp_ticks: bool = False, accounts: tuple[str, ...] = (ACCOUNT_ID,)) -> None:
-        from ibsim.fanout import Fanout
-        from ibsim.handlers import HANDLERS
-
+    def __init__(self, engine: Engine, handlers: Mapping[int, Handler], *,
+                 max_version: int = MAX_SERVER_VERSION, stamp_ticks: bool = False,
+                 accounts: tuple[str, ...] = (ACCOUNT_ID,)) -> None:
         self.engine = engine
         self.max_version = max_version
         self.accounts = accounts
@@ -58,7 +59,7 @@ class Gateway:
         self.by_client: dict[int, Session] = {}
         self.fanout = Fanout(self, stamp_ticks=stamp_ticks)
         engine.listener = self.fanout
-        self.handlers: dict[int, Handler] = HANDLERS
+        self.handlers = handlers
         self.connected_to_ib = True  # False after `ctl connectivity lost`
         self.refuse_until = 0.0  # time.monotonic() before which API logins are refused
         self.no_market_data: set[str] = set()  # symbols ("*" = all) without a live data permission
@@ -125,8 +126,8 @@ class Gateway:
             log.exception("handling message %d from client %s failed", request.msg_id,
                           session.client_id)
             req_id = getattr(request, "req_id", None)
-            if req_id is None:
-                req_id = getattr(request, "order_id", -1)
+            if not isinstance(req_id, int):
+                req_id = int(getattr(request, "order_id", -1))
             session.error(req_id, 321, f"Error validating request: ibsim failed: {exc}")
 
     # ------------------------------------------------------------------ contracts
@@ -149,8 +150,7 @@ class Gateway:
 
     def _symbol_for_con_id(self, con_id: int) -> str | None:
         if con_id not in self._con_ids:
-            symbols = getattr(self.engine, "symbols", None)
-            for symbol in symbols() if callable(symbols) else []:
+            for symbol in self.engine.symbols():
                 info = self.engine.contract(symbol)
                 if info is not None:
                     self._con_ids[info.con_id] = info.symbol
