@@ -210,7 +210,8 @@ class InProcessServer:
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.loop is None or self._thread is None or not self._thread.is_alive():
+        if (self.loop is None or self.server is None or self._thread is None
+                or not self._thread.is_alive()):
             return
         self.loop.call_soon_threadsafe(self.server.request_stop)
         self._thread.join(timeout)

@@ -108,10 +108,11 @@ def current_time(epoch_seconds: int) -> bytes:
 
 
 # --- market data ---------------------------------------------------------------------------
-_TICK_PRICE_HEAD = b"1\x006\x00"
-_TICK_SIZE_HEAD = b"2\x006\x00"
-_TICK_GENERIC_HEAD = b"45\x006\x00"
-_TICK_STRING_HEAD = b"46\x006\x00"
+_TICK_VERSION = 6
+_TICK_PRICE_HEAD = f"{TICK_PRICE}\0{_TICK_VERSION}\0".encode()
+_TICK_SIZE_HEAD = f"{TICK_SIZE}\0{_TICK_VERSION}\0".encode()
+_TICK_GENERIC_HEAD = f"{TICK_GENERIC}\0{_TICK_VERSION}\0".encode()
+_TICK_STRING_HEAD = f"{TICK_STRING}\0{_TICK_VERSION}\0".encode()
 
 
 def tick_price_tail(tick_type: int, price: float, size: float, attr_mask: int = 0) -> bytes:

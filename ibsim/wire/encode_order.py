@@ -182,7 +182,7 @@ def state_mapping(o: SimOrder, completed_time: str = "") -> dict[str, object]:
     return state
 
 
-def open_order(sv: int, info: ContractInfo, order: SimOrder, *, what_if: dict | None = None) -> bytes:
+def open_order(sv: int, info: ContractInfo, order: SimOrder, *, what_if: Mapping[str, object] | None = None) -> bytes:
     mapping = order_mapping(order)
     state = state_mapping(order)
     if what_if:

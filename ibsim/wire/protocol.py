@@ -7,6 +7,7 @@ the `v<min>..<max>` version text) live in one place and can be tested without a 
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 from collections.abc import Iterable
@@ -154,7 +155,7 @@ class FieldReader:
         self.pos += 1
         return value
 
-    def opt_str(self, default: str = "") -> str:
+    def opt_str(self, default: builtins.str = "") -> builtins.str:
         """A field added in a later version that a client may leave out."""
         if self.pos >= len(self.fields):
             return default
