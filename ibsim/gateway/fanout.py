@@ -250,11 +250,7 @@ class Fanout:
             return
         sent[key] = state
         info = self.gw.contract_or_stub(order.symbol)
-        status = msg.order_status(
-            order.order_id, order.status, order.filled, order.remaining,
-            order.avg_fill_price, order.perm_id, order.parent_id, order.last_fill_price,
-            order.client_id, order.why_held if order.status == "PreSubmitted" else "",
-        )
+        status = status_message(order)
         if order.status == "Cancelled":
             s.send(status)
         elif order.status == "Filled":
@@ -311,6 +307,13 @@ class Fanout:
                 s.send(msg.update_account_value(key, value, currency, gw.account))
             for req_id in s.subs.account_multi:
                 s.send(msg.account_update_multi(req_id, gw.account, "", key, value, currency))
+
+
+def status_message(o: SimOrder) -> bytes:
+    """orderStatus for an order as the engine has it (whyHeld only while PreSubmitted)."""
+    return msg.order_status(o.order_id, o.status, o.filled, o.remaining, o.avg_fill_price,
+                            o.perm_id, o.parent_id, o.last_fill_price, o.client_id,
+                            o.why_held if o.status == "PreSubmitted" else "")
 
 
 def portfolio_message(account: str, info: ContractInfo, p: PositionRow) -> bytes:

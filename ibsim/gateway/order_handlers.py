@@ -13,6 +13,7 @@ import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from ibsim.gateway.fanout import status_message
 from ibsim.gateway.hub import Gateway, Handler
 from ibsim.model import ACCOUNT_ID, Execution, OrderReject, SimOrder
 from ibsim.wire import encode as msg
@@ -117,9 +118,7 @@ def _send_open_orders(gw: Gateway, s: Session, orders: list[SimOrder]) -> None:
     for o in orders:
         info = gw.contract_or_stub(o.symbol)
         s.send(open_order(s.sv, info, o))
-        s.send(msg.order_status(o.order_id, o.status, o.filled, o.remaining, o.avg_fill_price,
-                                o.perm_id, o.parent_id, o.last_fill_price, o.client_id,
-                                o.why_held if o.status == "PreSubmitted" else ""))
+        s.send(status_message(o))
         s.order_sent.pop((o.client_id, o.order_id), None)
     s.send(msg.open_order_end())
 
