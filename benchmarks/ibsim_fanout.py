@@ -77,7 +77,7 @@ def role_ib_client(port: int, client_id: int, n: int, duration: float) -> dict:
 
 
 async def _raw_client(port: int, client_id: int, n: int, duration: float) -> dict:
-    from ibsim.protocol import frame, frame_bytes
+    from ibsim.wire.protocol import frame, frame_bytes
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"API\0" + frame_bytes(b"v157..176"))

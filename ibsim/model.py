@@ -1,9 +1,10 @@
-"""The contract between ibsim's wire layer (server.py, protocol.py, messages.py, ctl.py) and
-its engine (clock.py, tape.py, matching.py, scenario.py, state.py).
+"""The contract between ibsim's front (wire/ and gateway/: sockets, sessions, encoding,
+routing, control) and its engine (engine/ on top of market/): the shared value types and the
+two protocols, `Engine` and `EngineListener`.
 
-The wire layer owns sockets, sessions and encoding. The engine owns simulated time, prices,
+The front owns sockets, sessions and encoding. The engine owns simulated time, prices,
 orders, fills, positions and the account; it never touches a socket. The engine reports what
-happened through an `EngineListener`; the wire layer turns those calls into TWS messages for
+happened through an `EngineListener`; the gateway turns those calls into TWS messages for
 the right clients. Everything runs on one asyncio loop (single-threaded), so neither side locks.
 
 Prices are floats, quantities are floats (IB sends decimals), times are aware UTC datetimes.
@@ -175,7 +176,7 @@ class EngineListener(Protocol):
 
 
 class Engine(Protocol):
-    """Implemented by matching.py (composing clock, tape, scenario and state)."""
+    """Implemented by engine/sim.py's SimEngine."""
 
     listener: EngineListener | None
     speed: float
@@ -185,7 +186,7 @@ class Engine(Protocol):
     def stop(self) -> None: ...
     def contract(self, symbol: str) -> ContractInfo | None: ...
     def quote(self, symbol: str) -> Quote | None: ...
-    def historical_bars(self, symbol: str, end: datetime, duration_seconds: int, bar_seconds: int, use_rth: bool) -> list[BarData]: ...
+    def historical_bars(self, symbol: str, end: datetime | None, duration_seconds: int, bar_seconds: int, use_rth: bool) -> list[BarData]: ...
     def scanner(self, scan_code: str, rows: int) -> list[ScanRow]: ...
     def next_order_id(self) -> int: ...
     def place_order(self, order: SimOrder) -> None: ...  # may raise OrderReject
@@ -204,3 +205,11 @@ class Engine(Protocol):
     def reject_next(self, code: int, client_id: int | None) -> None: ...
     def delay_cancel(self, seconds: float) -> None: ...
     def save_state(self) -> None: ...
+    # what the gateway and the ctl commands read or steer beyond the TWS requests
+    def symbols(self) -> list[str]: ...  # every symbol it knows
+    def watch(self, symbol: str) -> bool: ...  # one more subscriber (False: unknown symbol)
+    def unwatch(self, symbol: str) -> None: ...
+    def orders_log(self) -> list[SimOrder]: ...  # every order seen, rejected ones too
+    def clock_info(self) -> dict[str, object]: ...  # time, speed, sim_epoch, wall_epoch
+    def set_speed(self, speed: float) -> None: ...
+    def tick_to_order_stats(self) -> dict[str, float]: ...

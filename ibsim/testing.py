@@ -20,6 +20,8 @@ import asyncio
 import os
 import queue
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -29,7 +31,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]  # no stubs installed
+
+from ibsim.cli import build_parser, config_from_args, make_engine
+from ibsim.engine.sim import SimEngine
+from ibsim.gateway.app import IbsimServer
+from ibsim.gateway.hub import Gateway
+from ibsim.wire.protocol import frame, frame_bytes
 
 READY_PREFIX = "ibsim listening on "
 T = TypeVar("T")
@@ -138,7 +146,7 @@ class InProcessServer:
         self._kwargs = engine_kwargs
         self._requested_port = port
         self.port = 0
-        self.server: Any = None
+        self.server: IbsimServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -160,9 +168,6 @@ class InProcessServer:
         return self
 
     def _run(self) -> None:
-        from ibsim.cli import build_parser, config_from_args, make_engine
-        from ibsim.server import IbsimServer
-
         loop = asyncio.new_event_loop()
         self.loop = loop
         try:
@@ -185,11 +190,14 @@ class InProcessServer:
             loop.close()
 
     @property
-    def gateway(self) -> Any:
+    def gateway(self) -> Gateway:
+        assert self.server is not None, "start() first"
         return self.server.gateway
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> SimEngine:
+        assert self.server is not None, "start() first"
+        assert isinstance(self.server.engine, SimEngine)
         return self.server.engine
 
     def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
@@ -202,7 +210,8 @@ class InProcessServer:
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.loop is None or self._thread is None or not self._thread.is_alive():
+        if (self.loop is None or self.server is None or self._thread is None
+                or not self._thread.is_alive()):
             return
         self.loop.call_soon_threadsafe(self.server.request_stop)
         self._thread.join(timeout)
@@ -227,8 +236,6 @@ class RawClient:
     deliberately broken input). Every read has a timeout."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
-        import socket
-
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.timeout = timeout
         self.buf = bytearray()
@@ -250,13 +257,9 @@ class RawClient:
         self.sock.sendall(data)
 
     def send(self, *fields: object) -> None:
-        from ibsim.protocol import frame
-
         self.sock.sendall(frame(fields))
 
     def handshake(self, lo: int = 157, hi: int = 178, options: str = "") -> int:
-        from ibsim.protocol import frame_bytes
-
         text = f"v{lo}..{hi}" + (f" {options}" if options else "")
         self.sock.sendall(b"API\0" + frame_bytes(text.encode()))
         reply = self.read()
@@ -280,8 +283,6 @@ class RawClient:
     def read(self, timeout: float | None = None) -> list[str] | None:
         """Next message as fields; None when the server closed the socket. TimeoutError if
         nothing arrives in time."""
-        import struct
-
         self.sock.settimeout(timeout if timeout is not None else self.timeout)
         while True:
             if len(self.buf) >= 4:

@@ -5,6 +5,8 @@ that always disconnect.
 * `ibsim_fast_server` (module scope): the same at 10x speed.
 * `ibsim_factory`: start more servers with other options (`ibsim_factory(speed=10, ...)`);
   all are stopped at teardown.
+* `sim` (module scope): a real `python -m ibsim` subprocess with a state file
+  (`sim.state_file`), for the control-channel and command-line tests.
 * `connect`: `connect(port, client_id=None, **ib_connect_kwargs) -> IB` with a 5 s timeout;
   every IB is disconnected at teardown. `client_id=None` picks a fresh id.
 
@@ -20,7 +22,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from ib_insync import IB
 
-from ibsim.testing import InProcessServer, start_inprocess
+from ibsim.testing import InProcessServer, ServerHandle, start_inprocess, start_server
+from tests.ibsim.support import START
 
 MARKET_OPEN_START = "2024-03-05T10:00:00-05:00"  # a Tuesday, regular session
 DEFAULT_SYMBOLS = ("AAPL,MSFT,TSLA,NVDA,AMD,INTC,META,AMZN,GOOGL,PLTR,SOFI,F,NIO,UBER,MU,PYPL,"
@@ -103,3 +106,12 @@ def connect() -> Iterator[Callable[..., IB]]:
             ib.disconnect()
     # let ib_insync's loop process the closes before the next test
     asyncio.get_event_loop().run_until_complete(asyncio.sleep(0))
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    state_file = tmp_path_factory.mktemp("ibsim") / "state.json"
+    with start_server(start=START, symbols="AAPL,MSFT,TSLA,NVDA,F", tick_interval=0.05,
+                      state_file=str(state_file), log_level="WARNING") as handle:
+        handle.state_file = state_file  # type: ignore[attr-defined]
+        yield handle

@@ -1,180 +1,27 @@
-"""Control commands and the command line, against a real `python -m ibsim` subprocess
-(ibsim.testing.start_server), through `python -m ibsim ctl` and through ctl_call."""
+"""ibsim.ctl: the control client (ctl_request / ctl_call, its errors) and `python -m ibsim ctl`."""
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-import time
-from datetime import datetime
-from pathlib import Path
+import socket
+import struct
+import threading
 
 import pytest
-from ib_insync import IB, LimitOrder, Stock
 
-from ibsim.ctl import CtlError, ctl_call
-from ibsim.model import DEFAULT_PORT
-from ibsim.testing import ib_wait_until, start_server
-
-ROOT = Path(__file__).resolve().parents[2]
-START = "2024-03-05T10:00:00-05:00"
-
-
-def run_cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ibsim", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
-
-
-def ctl(port: int, *args: str) -> dict:
-    done = run_cli("ctl", "--port", str(port), *args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    state_file = tmp_path_factory.mktemp("ibsim") / "state.json"
-    with start_server(start=START, symbols="AAPL,MSFT,TSLA,NVDA,F", tick_interval=0.05,
-                      state_file=str(state_file), log_level="WARNING") as handle:
-        handle.state_file = state_file  # type: ignore[attr-defined]
-        yield handle
-
-
-def test_ready_line_is_exact(sim) -> None:
-    assert any(re.fullmatch(r"ibsim listening on 127\.0\.0\.1:\d+", line) for line in sim.output)
-    assert sim.port not in (0, 4001, 4002, 7496, 7497)
-
-
-def test_state_and_clock(sim, connect) -> None:
-    ib = connect(sim.port)
-    ctl(sim.port, "set-price", "F", "12", "--hold")
-    trade = ib.placeOrder(Stock("F", "SMART", "USD"), LimitOrder("BUY", 3, 12.5, orderRef="x:1"))
-    assert ib_wait_until(ib, lambda: trade.orderStatus.status == "Filled")
-    state = ctl(sim.port, "state")
-    assert {"time", "positions", "executions", "open_orders", "clients", "orders_log"} <= set(state)
-    assert datetime.fromisoformat(state["time"]).year == 2024
-    assert state["positions"]["F"] >= 3
-    assert ib.client.clientId in state["clients"]
-    ex = [e for e in state["executions"] if e["order_ref"] == "x:1"]
-    assert ex and ex[0]["side"] == "BOT" and ex[0]["shares"] == 3
-    assert ex[0]["client_id"] == ib.client.clientId and ex[0]["price"] > 0
-    logged = [o for o in state["orders_log"] if o["order_ref"] == "x:1"]
-    assert logged and "tick_to_order_ms" in logged[0] and logged[0]["perm_id"] > 0
-    clock = ctl(sim.port, "clock")
-    assert set(clock) == {"time", "speed", "sim_epoch", "wall_epoch"}
-    sim_now = clock["sim_epoch"] + (time.time() - clock["wall_epoch"]) * clock["speed"]
-    assert abs(sim_now - datetime.fromisoformat(clock["time"]).timestamp()) < 2
-
-
-def test_open_orders_in_state(sim, connect) -> None:
-    ib = connect(sim.port)
-    ctl(sim.port, "set-price", "MSFT", "50", "--hold")
-    trade = ib.placeOrder(Stock("MSFT", "SMART", "USD"), LimitOrder("BUY", 2, 40.0,
-                                                                     orderRef="x:open"))
-    assert ib_wait_until(ib, lambda: trade.orderStatus.status == "Submitted")
-    rows = [o for o in ctl(sim.port, "state")["open_orders"] if o["order_ref"] == "x:open"]
-    assert len(rows) == 1
-    assert {k: rows[0][k] for k in ("order_id", "client_id", "symbol", "action", "quantity",
-                                    "order_type")} == {
-        "order_id": trade.order.orderId, "client_id": ib.client.clientId, "symbol": "MSFT",
-        "action": "BUY", "quantity": 2.0, "order_type": "LMT"}
-    assert rows[0]["perm_id"] == trade.order.permId
-    ib.cancelOrder(trade.order)
-
-
-def test_set_price_and_release(sim, connect) -> None:
-    ib = connect(sim.port)
-    assert ctl(sim.port, "set-price", "TSLA", "123.45", "--hold") == {
-        "symbol": "TSLA", "price": 123.45, "hold": True}
-    (ticker,) = ib.reqTickers(Stock("TSLA", "SMART", "USD"))
-    assert ticker.last == pytest.approx(123.45, abs=0.02)
-    assert ctl(sim.port, "release", "TSLA")["released"] is True
-
-
-def test_add_position_reaches_subscribed_clients(sim, connect) -> None:
-    ib = connect(sim.port)
-    ib.reqPositions()
-    ctl(sim.port, "add-position", "NVDA", "25", "90.5")
-    assert ib_wait_until(ib, lambda: any(p.contract.symbol == "NVDA" and p.position >= 25
-                                         for p in ib.positions()))
-    assert ctl(sim.port, "state")["positions"]["NVDA"] >= 25
-
-
-def test_drop_one_client(sim, connect) -> None:
-    victim, bystander = connect(sim.port), connect(sim.port)
-    result = ctl(sim.port, "drop", "--client", str(victim.client.clientId))
-    assert result == {"dropped": [victim.client.clientId]}
-    assert ib_wait_until(victim, lambda: not victim.isConnected())
-    assert bystander.isConnected() and bystander.reqCurrentTime().year == 2024
-    bad = run_cli("ctl", "--port", str(sim.port), "drop", "--client", "4242")
-    assert bad.returncode == 1 and "no client with id 4242" in bad.stderr
-
-
-def test_reject_delay_halt_speed_commands(sim) -> None:
-    assert ctl(sim.port, "reject-next", "201", "--client", "77") == {"code": 201, "client": 77}
-    assert ctl(sim.port, "delay-cancel", "0.5") == {"delay_cancel_seconds": 0.5}
-    assert ctl(sim.port, "delay-cancel", "0") == {"delay_cancel_seconds": 0.0}
-    assert ctl(sim.port, "halt", "AAPL") == {"symbol": "AAPL", "halted": True}
-    assert ctl(sim.port, "halt", "AAPL", "--off") == {"symbol": "AAPL", "halted": False}
-    assert ctl(sim.port, "speed", "1")["speed"] == 1.0
-    assert ctl(sim.port, "save") == {"saved": True}
-    assert sim.state_file.exists()
-
-
-def test_connectivity_lost_and_restored(sim, connect) -> None:
-    ib = connect(sim.port)
-    codes: list[int] = []
-    ib.errorEvent += lambda req_id, code, *a: codes.append(code)
-    ctl(sim.port, "release", "AAPL")
-    ticker = ib.reqMktData(Stock("AAPL", "SMART", "USD"))
-    assert ib_wait_until(ib, lambda: ticker.last > 0)
-    ctl(sim.port, "connectivity", "lost")
-    try:
-        assert ib_wait_until(ib, lambda: 1100 in codes)
-        ib.sleep(0.1)
-        ticks: list[int] = []
-        ticker.updateEvent += lambda t: ticks.append(1)
-        ib.sleep(1.2)
-        assert ticks == []
-        assert ctl(sim.port, "state")["connectivity"] == "lost"
-    finally:
-        ctl(sim.port, "connectivity", "restored")
-    assert ib_wait_until(ib, lambda: 1102 in codes)
-    assert ib_wait_until(ib, lambda: bool(ticks), 3)
-
-
-def test_no_market_data_permission_gives_354(sim, connect) -> None:
-    ib = connect(sim.port)
-    codes: list[tuple[int, int]] = []
-    ib.errorEvent += lambda req_id, code, *a: codes.append((req_id, code))
-    assert ctl(sim.port, "no-market-data", "ALL") == {"no_market_data": ["*"]}
-    try:
-        live = ib.reqMktData(Stock("MSFT", "SMART", "USD"))
-        assert ib_wait_until(ib, lambda: any(code == 354 for _, code in codes))
-        ib.sleep(0.3)
-        assert live.last != live.last or live.last <= 0  # NaN: nothing arrived
-        ib.reqMarketDataType(3)
-        delayed = ib.reqMktData(Stock("TSLA", "SMART", "USD"))
-        assert ib_wait_until(ib, lambda: delayed.last > 0)
-        assert delayed.marketDataType == 3
-    finally:
-        assert ctl(sim.port, "no-market-data", "ALL", "--off") == {"no_market_data": []}
-
-
-def test_refuse_simulates_a_gateway_restart(sim, connect) -> None:
-    ib = connect(sim.port)
-    result = ctl(sim.port, "refuse", "1.0")
-    assert ib.client.clientId in result["dropped"]
-    assert ib_wait_until(ib, lambda: not ib.isConnected())
-    probe = IB()
-    with pytest.raises((ConnectionError, TimeoutError, OSError)):
-        probe.connect("127.0.0.1", sim.port, clientId=901, timeout=2)
-    probe.disconnect()
-    time.sleep(1.1)
-    again = connect(sim.port, client_id=902)
-    assert again.isConnected()
+from ibsim.ctl import (
+    CtlError,
+    CtlNotLoopback,
+    CtlProtocolError,
+    CtlRefused,
+    CtlUnreachable,
+    ctl_call,
+    ctl_request,
+    is_loopback_host,
+)
+from tests.ibsim.support import (
+    run_cli,
+)
 
 
 def test_ctl_call_errors() -> None:
@@ -201,40 +48,67 @@ def test_nothing_listening_exits_nonzero() -> None:
     assert done.returncode == 1 and "nothing is listening" in done.stderr
 
 
-# ------------------------------------------------------------------ the server command line
-@pytest.mark.parametrize(("args", "message"), [
-    (["--port", "7497"], "real Interactive Brokers port"),
-    (["--port", "4001"], "real Interactive Brokers port"),
-    (["--tape", "/no/such/tape.csv"], "no such file"),
-    (["--scenario", "/no/such/scenario.toml"], "no such file"),
-    (["--speed", "-1"], "must be > 0"),
-    (["--start", "yesterday"], "not an ISO 8601"),
-    (["--bogus-flag"], "unrecognized arguments"),
+# ------------------------------------------------------------------ the client, without a simulator
+def _one_shot_server(answer: bytes) -> tuple[int, threading.Thread]:
+    """A loopback socket that reads one request and answers `answer` (raw bytes)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return port, thread
+
+
+def _framed(obj: object) -> bytes:
+    body = json.dumps(obj).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def test_non_loopback_host_is_refused_before_connecting() -> None:
+    with pytest.raises(CtlNotLoopback, match="not a loopback"):
+        ctl_request("192.0.2.1", 7699, "state", None, 1.0)
+    assert isinstance(CtlNotLoopback("x"), ValueError)
+    assert is_loopback_host("localhost") and is_loopback_host("::1")
+    assert is_loopback_host("127.1.2.3") and not is_loopback_host("example.com")
+
+
+def test_unreachable_is_a_connection_error() -> None:
+    with socket.socket() as s:  # a port that is certainly free
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    with pytest.raises(ConnectionError) as err:
+        ctl_request("127.0.0.1", free, "state", None, 1.0)
+    assert isinstance(err.value, CtlUnreachable) and "nothing is listening" in str(err.value)
+
+
+def test_ok_false_is_refused_with_its_reason() -> None:
+    port, thread = _one_shot_server(_framed({"ok": False, "error": "unknown symbol 'ZZZQ'"}))
+    with pytest.raises(CtlRefused) as err:
+        ctl_call(port, "set-price", {"symbol": "ZZZQ", "price": 1})
+    thread.join(5)
+    assert err.value.reason == "unknown symbol 'ZZZQ'" and err.value.cmd == "set-price"
+
+
+def test_a_result_comes_back() -> None:
+    port, thread = _one_shot_server(_framed({"ok": True, "result": {"speed": 2.0}}))
+    assert ctl_call(port, "clock") == {"speed": 2.0}
+    thread.join(5)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 400 Bad Request\r\n\r\n",  # a huge "length": not the control protocol
+    struct.pack(">I", 5) + b"nojsn",
+    _framed([1, 2, 3]),
 ])
-def test_bad_flags_exit_2(args: list[str], message: str) -> None:
-    done = run_cli(*args)
-    assert done.returncode == 2
-    assert message in done.stderr
-    assert "ibsim listening" not in done.stdout
-
-
-def test_bad_tape_file_exits_2(tmp_path) -> None:
-    tape = tmp_path / "tape.csv"
-    tape.write_text("this,is\nnot,a tape\n")
-    done = run_cli("--port", "0", "--tape", str(tape))
-    assert done.returncode == 2 and "error" in done.stderr
-
-
-def test_default_port_and_clean_stop_saves_state(tmp_path) -> None:
-    assert DEFAULT_PORT == 7699
-    state = tmp_path / "state.json"
-    handle = start_server(start=START, symbols="AAPL", state_file=str(state))
-    try:
-        ctl_call(handle.port, "add-position", {"symbol": "AAPL", "quantity": 5, "avg_cost": 10})
-        busy = run_cli("--port", str(handle.port), "--symbols", "AAPL")
-        assert busy.returncode == 1 and "cannot listen" in busy.stderr
-    finally:
-        code = handle.stop()
-    assert code == 0
-    assert any("ibsim stopped" in line for line in handle.output)
-    assert state.exists() and "AAPL" in state.read_text()
+def test_something_else_on_the_port_is_a_protocol_error(answer: bytes) -> None:
+    port, thread = _one_shot_server(answer)
+    with pytest.raises(CtlProtocolError):
+        ctl_call(port, "state", timeout=2)
+    thread.join(5)
