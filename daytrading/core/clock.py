@@ -9,9 +9,6 @@ without talking to each other. New York dates are trading dates.
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import struct
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -19,12 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from daytrading.core.errors import ConfigError, OperationalError, TransientError
-from daytrading.core.network import is_loopback_host
+from ibsim import ctl
 
 NEW_YORK = ZoneInfo("America/New_York")
 
-CTL_MAGIC = b"CTL\0"
-_MAX_FRAME = 1 << 20
 
 
 @runtime_checkable
@@ -153,7 +148,7 @@ class SimClock:
         Raises TransientError when ibsim is not (yet) reachable, OperationalError when it
         answers something that is not a clock, ConfigError for a non-loopback host.
         """
-        result = ctl_request(host, port, "clock", timeout=timeout)
+        result = ibsim_request(host, port, "clock", timeout=timeout)
         try:
             return cls(float(result["sim_epoch"]), float(result["wall_epoch"]),
                        float(result["speed"]))
@@ -223,46 +218,22 @@ class FixedClock(ManualClock):
         return f"FixedClock({self._now.isoformat()})"
 
 
-def ctl_request(
-    host: str, port: int, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 5.0
-) -> Any:
-    """One request on ibsim's control channel: b"CTL\\0", one length-prefixed JSON frame each way."""
-    if not is_loopback_host(host):
-        raise ConfigError(
-            f"ibsim control host {host!r} is not a loopback address: the simulator only listens "
-            "on this machine. Fix: use 127.0.0.1."
-        )
-    payload = json.dumps({"cmd": cmd, "args": args or {}}).encode("utf-8")
+def ibsim_request(host: str, port: int, cmd: str, args: dict[str, Any] | None = None, *,
+                  timeout: float = 5.0) -> Any:
+    """One command on ibsim's control channel (ibsim's own client), its failures typed by
+    the reaction they need: not loopback -> ConfigError, nothing answers -> TransientError,
+    refused or not the control protocol -> OperationalError."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(CTL_MAGIC + struct.pack(">I", len(payload)) + payload)
-            (length,) = struct.unpack(">I", _recv_exact(sock, 4))
-            if length > _MAX_FRAME:
-                raise OperationalError(f"ibsim at {host}:{port} sent a {length}-byte frame; "
-                                       "that is not the control protocol")
-            answer = json.loads(_recv_exact(sock, length).decode("utf-8"))
-    except (TimeoutError, ConnectionError, OSError) as exc:
+        return ctl.ctl_request(host, port, cmd, args, timeout)
+    except ctl.CtlNotLoopback as exc:
+        raise ConfigError(f"{exc}. Fix: use 127.0.0.1.") from exc
+    except ctl.CtlUnreachable as exc:
         raise TransientError(
             f"ibsim control channel at {host}:{port} did not answer `{cmd}` ({exc}). "
             "Fix: start the simulator (python -m ibsim) or check the port."
         ) from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OperationalError(
-            f"ibsim at {host}:{port} answered `{cmd}` with something that is not JSON"
-        ) from exc
-    if not isinstance(answer, dict) or not answer.get("ok"):
-        error = answer.get("error") if isinstance(answer, dict) else answer
-        raise OperationalError(f"ibsim refused control command `{cmd}`: {error}")
-    return answer.get("result")
-
-
-def _recv_exact(sock: socket.socket, count: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < count:
-        chunk = sock.recv(count - len(chunks))
-        if not chunk:
-            raise ConnectionError(f"connection closed after {len(chunks)} of {count} bytes")
-        chunks += chunk
-    return bytes(chunks)
-
+    except ctl.CtlRefused as exc:
+        raise OperationalError(f"ibsim refused control command `{cmd}`: {exc.reason}") from exc
+    except ctl.CtlError as exc:
+        raise OperationalError(f"ibsim at {host}:{port} answered `{cmd}` with something that "
+                               f"is not the control protocol: {exc}") from exc

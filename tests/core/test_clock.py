@@ -10,13 +10,12 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from daytrading.core.clock import (
-    CTL_MAGIC,
     Clock,
     FixedClock,
     ManualClock,
     SimClock,
     WallClock,
-    ctl_request,
+    ibsim_request,
     sim_now_epoch,
     to_new_york,
     trading_date,
@@ -173,7 +172,7 @@ def test_from_ibsim_reads_the_clock_over_the_control_channel(ctl_server):
         "wall_epoch": wall_epoch}})
     clock = SimClock.from_ibsim("127.0.0.1", server.port, timeout=5)
     server.thread.join(timeout=10)
-    assert server.magic == CTL_MAGIC
+    assert server.magic == b"CTL\0"
     assert server.request == {"cmd": "clock", "args": {}}
     assert (clock.sim_epoch, clock.wall_epoch, clock.speed) == (START.timestamp(), wall_epoch, 25.0)
 
@@ -187,7 +186,7 @@ def test_from_ibsim_error_answer_is_operational(ctl_server):
 def test_from_ibsim_garbage_answer_is_operational(ctl_server):
     server = ctl_server(b"not json at all")
     with pytest.raises(OperationalError):
-        ctl_request("127.0.0.1", server.port, "clock", timeout=5)
+        ibsim_request("127.0.0.1", server.port, "clock", timeout=5)
     other = ctl_server({"ok": True, "result": {"time": "x"}})
     with pytest.raises(OperationalError, match="not a clock"):
         SimClock.from_ibsim("127.0.0.1", other.port, timeout=5)
