@@ -209,6 +209,10 @@ class IBClient:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
 
+    def closing(self) -> bool:
+        """True once disconnect() was asked for: no more reconnecting."""
+        return self._closing
+
     async def _reconnect_loop(self) -> None:
         """Reconnect with exponential backoff and jitter until it works (or a config error)."""
         attempt = 0
@@ -216,7 +220,7 @@ class IBClient:
             delay = self.backoff.delay(attempt, self._rng)
             self.log.info("reconnect attempt %d in %.2fs", attempt + 1, delay)
             await asyncio.sleep(delay)
-            if self._closing:
+            if self.closing():  # disconnect() may have run while we slept
                 return
             self._set_state(ConnectionState.CONNECTING)
             self._link_lost = False

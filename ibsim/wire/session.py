@@ -157,6 +157,10 @@ class Session:
         self._out.clear()
         self.transport.abort()
 
+    def is_closed(self) -> bool:
+        """`closed`, read afresh (a call can close the session between two checks)."""
+        return self.closed
+
     # ------------------------------------------------------------------ input
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -169,7 +173,7 @@ class Session:
             self._protocol_failure(exc)
             return
         for body in bodies:
-            if self.closed:
+            if self.is_closed():  # the previous frame may have closed the session
                 return
             self.frame_arrival = arrival
             try:
