@@ -26,7 +26,8 @@ from daytrading.config.settings import StrategySettings
 from daytrading.core.decisions import EntryDecision
 from daytrading.core.types import Bar
 from daytrading.strategy.entry_signals import STRATEGIES, decide_entry
-from daytrading.strategy.indicators import IndicatorSet, market_state_batch
+from daytrading.strategy.indicators import IndicatorSet
+from daytrading.strategy.indicators_batch import market_state_batch
 
 NY = ZoneInfo("America/New_York")
 BARS_PER_SESSION = 780  # 09:30-16:00 in 30-second bars

@@ -35,13 +35,14 @@ from daytrading.core.market_calendar import is_trading_day, session_open_close
 from daytrading.core.types import Bar
 from daytrading.operations import tables
 from daytrading.operations.charts import ChartError, chart_format, write_chart
+from daytrading.operations.day_analysis import DayAnalysis, analyze_day
 from daytrading.operations.operator import (
     clock_note,
     connect_operator,
     open_operator_db,
     operator_clock,
 )
-from daytrading.operations.reports import DayAnalysis, analyze_day, trades_from_rows
+from daytrading.operations.reports import trades_from_rows
 from daytrading.runtime.log_setup import setup_logging
 
 PROG = "analyze_day.py"

@@ -30,13 +30,8 @@ from daytrading.core.clock import trading_date
 from daytrading.core.errors import ConfigError
 from daytrading.core.market_calendar import session_start_for
 from daytrading.operations import tables
+from daytrading.operations.fill_report import Fill, fill_from_report, fills_by_symbol, fills_totals
 from daytrading.operations.operator import connect_operator, open_operator_db, operator_clock
-from daytrading.operations.reports import (
-    Fill,
-    fill_from_report,
-    fills_by_symbol,
-    fills_totals,
-)
 from daytrading.runtime.log_setup import setup_logging
 
 PROG = "ibkr_report.py"

@@ -239,3 +239,31 @@ def test_tests_mirror_the_code_tree() -> None:
     names = Counter(p.name for p in (PROJECT_ROOT / "tests").rglob("test_*.py"))
     twice = sorted(name for name, count in names.items() if count > 1)
     assert not twice, f"test module names used twice: {twice}"
+
+
+def _importers_of(prefix: str) -> dict[str, list[str]]:
+    """Every project module that imports `prefix` (a module or package of ours or outside)."""
+    found: dict[str, list[str]] = {}
+    for module, path in SOURCES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(n == prefix or n.startswith(f"{prefix}.") for n in names):
+                found.setdefault(module, []).append(f"line {node.lineno}")
+    return found
+
+
+def test_the_database_is_reached_only_through_observability() -> None:
+    outside = [m for m in _importers_of("daytrading.storage")
+               if m != "observability" and not m.startswith("daytrading.storage")]
+    assert not outside, f"modules importing daytrading.storage directly: {outside}"
+
+
+@pytest.mark.parametrize("library", ["ib_insync", "ib_async"])
+def test_only_the_broker_adapter_imports_the_ib_client_library(library: str) -> None:
+    outside = [m for m in _importers_of(library) if not m.startswith("daytrading.broker")]
+    assert not outside, f"modules importing {library} outside daytrading/broker: {outside}"

@@ -56,25 +56,25 @@ class ConfigProblem:
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
+def field_types(cls: type) -> dict[str, Any]:
     """Field name -> resolved type of a settings dataclass (annotations are strings)."""
     resolved = get_type_hints(cls, vars(_settings_module))
     return {f.name: resolved[f.name] for f in fields(cls)}
 
 
-def _is_section(tp: Any) -> bool:
+def is_section(tp: Any) -> bool:
     return isinstance(tp, type) and is_dataclass(tp)
 
 
 @cache
-def _leaves() -> dict[str, tuple[Any, Any]]:
+def leaves() -> dict[str, tuple[Any, Any]]:
     """Every setting as dotted key -> (type, default value), in declaration order."""
     out: dict[str, tuple[Any, Any]] = {}
 
     def walk(cls: type, instance: Any, prefix: str) -> None:
-        for name, tp in _hints(cls).items():
+        for name, tp in field_types(cls).items():
             value = getattr(instance, name)
-            if _is_section(tp):
+            if is_section(tp):
                 walk(tp, value, f"{prefix}{name}.")
             else:
                 out[f"{prefix}{name}"] = (tp, value)
@@ -83,7 +83,7 @@ def _leaves() -> dict[str, tuple[Any, Any]]:
     return out
 
 
-KNOWN_STRATEGIES = tuple(n for n, t in _hints(StrategySettings).items() if _is_section(t))
+KNOWN_STRATEGIES = tuple(n for n, t in field_types(StrategySettings).items() if is_section(t))
 
 
 def get_setting(settings: Settings, key: str) -> Any:
@@ -93,34 +93,34 @@ def get_setting(settings: Settings, key: str) -> Any:
     return value
 
 
-def _default(key: str) -> Any:
-    return _leaves()[key][1]
+def default_value(key: str) -> Any:
+    return leaves()[key][1]
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     """A value as it is written in TOML (also readable in messages)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
+        return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{...}"
     return repr(value)
 
 
-def _show(value: Any) -> str:
-    text = _literal(value)
+def show(value: Any) -> str:
+    text = literal(value)
     if len(text) > 80:
         text = text[:77] + "..."
     return mask_secrets(text)
 
 
-def _suggest(name: str, candidates: list[str]) -> str | None:
+def suggest(name: str, candidates: list[str]) -> str | None:
     match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return match[0] if match else None
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 from daytrading.config import settings as _settings_module
 from daytrading.config.keys import (
@@ -34,19 +31,20 @@ from daytrading.config.keys import (
     STOP_MODES,
     WEBHOOK_FORMATS,
     ConfigProblem,
-    _default,
-    _hints,
-    _is_section,
-    _leaves,
-    _literal,
-    _show,
-    _suggest,
+    default_value,
+    field_types,
     get_setting,
+    is_section,
+    leaves,
+    literal,
     parse_hhmm,
+    show,
+    suggest,
 )
 from daytrading.config.rules import RULES, check_settings
 from daytrading.config.secrets import Secrets, mask_secrets
 from daytrading.config.settings import Settings
+from daytrading.config.value_types import BadType, coerce, expected, type_name
 from daytrading.core.errors import ConfigError
 
 __all__ = [
@@ -115,7 +113,7 @@ def format_problems(problems: tuple[ConfigProblem, ...] | list[ConfigProblem]) -
 
 def setting_keys() -> list[str]:
     """Every dotted setting key, e.g. 'strategy.gap_and_go.gap_min_pct'."""
-    return list(_leaves())
+    return list(leaves())
 
 
 def _set_setting(settings: Settings, key: str, value: Any) -> None:
@@ -131,134 +129,6 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "__").upper()
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime | date | time):
-        return "a TOML date/time"
-    return type(value).__name__
-
-
-def _expected(tp: Any) -> str:
-    if get_origin(tp) is list:
-        item = get_args(tp)[0]
-        return "a list of " + {int: "whole numbers", float: "numbers"}.get(item, "quoted texts")
-    if isinstance(tp, type) and issubclass(tp, StrEnum):
-        return "one of " + ", ".join(repr(m.value) for m in tp)
-    names: dict[Any, str] = {
-        bool: "true or false",
-        int: "a whole number",
-        float: "a number",
-        str: "text in quotes",
-    }
-    return names.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-# --------------------------------------------------------------------------- types
-
-
-class _BadType(Exception):
-    """A value that cannot be read as the setting's type; carries what was expected."""
-
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-
-def _coerce(value: Any, tp: Any, *, text: bool) -> Any:
-    """Check `value` against the setting type; `text` values (env, CLI) are parsed first.
-
-    TOML values must already have the right type: bool is strict (no 0/1, no "true"), an
-    int is fine where a float is expected, never the other way round.
-    """
-    if get_origin(tp) is list:
-        (item_tp,) = get_args(tp)
-        if text and isinstance(value, str):
-            value = _split_list(value)
-        if not isinstance(value, list | tuple):
-            raise _BadType(_expected(tp))
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(_coerce(item, item_tp, text=text))
-            except _BadType as exc:
-                raise _BadType(f"{_expected(tp)} (item {index} is {_show(item)})") from exc
-        return items
-    if text and isinstance(value, str) and tp is not str:
-        return _parse_text(value.strip(), tp)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise _BadType("a finite number (not inf or nan)")
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif isinstance(tp, type) and issubclass(tp, StrEnum):
-        if isinstance(value, str):
-            # A member, or the text as given: the key's rule names the choices and the fix.
-            return tp(value) if value in tp._value2member_map_ else value
-    raise _BadType(_expected(tp))
-
-
-def _parse_text(raw: str, tp: Any) -> Any:
-    if tp is bool:
-        lowered = raw.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise _BadType("true or false (also accepted: 1/0, yes/no, on/off)")
-    if tp is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise _BadType("a whole number") from None
-    if tp is float:
-        try:
-            number = float(raw)
-        except ValueError:
-            raise _BadType("a number") from None
-        if not math.isfinite(number):
-            raise _BadType("a finite number (not inf or nan)")
-        return number
-    if isinstance(tp, type) and issubclass(tp, StrEnum):
-        return _coerce(raw, tp, text=False)
-    raise _BadType(_expected(tp))
-
-
-def _split_list(raw: str) -> list[Any]:
-    """'5,15,30' or '[5, 15, 30]' or '' -> a list (items stay text unless TOML-typed)."""
-    raw = raw.strip()
-    if not raw:
-        return []
-    if raw.startswith("["):
-        try:
-            return list(tomllib.loads(f"v = {raw}")["v"])
-        except tomllib.TOMLDecodeError:
-            raise _BadType("a list such as [5, 15, 30] or 5,15,30") from None
-    return [part.strip() for part in raw.split(",") if part.strip()]
-
-
 # --------------------------------------------------------------------------- sources
 
 
@@ -272,23 +142,23 @@ class _Entry:
 def _closest_key(parts: list[str]) -> str | None:
     """The known key (or section) nearest to an unknown dotted path."""
     leaf = parts[-1]
-    same_leaf = [k for k in _leaves() if k.rsplit(".", 1)[-1] == leaf]
+    same_leaf = [k for k in leaves() if k.rsplit(".", 1)[-1] == leaf]
     if same_leaf:  # right name, wrong section: `stop_loss_pct` under [risk]
         return same_leaf[0]
     cls: Any = Settings
     path: list[str] = []
     for index, part in enumerate(parts):
-        hints = _hints(cls)
-        name = part if part in hints else _suggest(part, list(hints))
+        hints = field_types(cls)
+        name = part if part in hints else suggest(part, list(hints))
         if name is None:
             break
         path.append(name)
-        if not _is_section(hints[name]):
+        if not is_section(hints[name]):
             return ".".join(path) if index == len(parts) - 1 else None
         cls = hints[name]
     else:
         return ".".join(path)  # a section
-    close = difflib.get_close_matches(".".join(parts), list(_leaves()), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(".".join(parts), list(leaves()), n=1, cutoff=0.75)
     return close[0] if close else None
 
 
@@ -305,7 +175,7 @@ def _unknown_key(dotted: str, source: str, render: Callable[[str], str]) -> Conf
     suggestion = _closest_key(dotted.split("."))
     if suggestion is None:
         fix = "remove it; config.example.toml lists every setting"
-    elif suggestion in _leaves():
+    elif suggestion in leaves():
         fix = f"did you mean {render(suggestion)}?"
     else:
         fix = f"did you mean the section [{suggestion}]?"
@@ -316,23 +186,23 @@ def _from_table(
     table: Mapping[str, Any], source: str, out: dict[str, _Entry], problems: list[ConfigProblem]
 ) -> None:
     def walk(cls: type, data: Mapping[str, Any], prefix: str) -> None:
-        hints = _hints(cls)
+        hints = field_types(cls)
         for name, value in data.items():
             dotted = f"{prefix}{name}"
             tp = hints.get(name)
             if tp is None:
                 problems.append(_unknown_key(dotted, source, lambda k: k))
-            elif _is_section(tp):
+            elif is_section(tp):
                 if isinstance(value, dict):
                     walk(tp, value, f"{dotted}.")
                 else:
                     problems.append(ConfigProblem(
-                        dotted, f"is a section, but was given {_type_name(value)}",
-                        f"write its keys under a [{dotted}] table", _show(value), source))
+                        dotted, f"is a section, but was given {type_name(value)}",
+                        f"write its keys under a [{dotted}] table", show(value), source))
             elif isinstance(value, dict):
                 problems.append(ConfigProblem(
                     dotted, "is a single setting, not a table",
-                    f"write `{name} = {_literal(_default(dotted))}` under "
+                    f"write `{name} = {literal(default_value(dotted))}` under "
                     f"[{prefix.rstrip('.') or 'its section'}]", source=source))
             else:
                 out[dotted] = _Entry(value, source, text=False)
@@ -346,9 +216,9 @@ def _from_env(env: Mapping[str, str], out: dict[str, _Entry], problems: list[Con
             continue
         dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
         source = f"environment variable {name}"
-        if dotted in _leaves():
+        if dotted in leaves():
             out[dotted] = _Entry(value, source, text=True)
-        elif inside := [k for k in _leaves() if k.startswith(dotted + ".")]:
+        elif inside := [k for k in leaves() if k.startswith(dotted + ".")]:
             problems.append(ConfigProblem(
                 dotted, "names a section, not a setting",
                 f"name the key too, e.g. {env_name(inside[0])}", source=source))
@@ -363,7 +233,7 @@ def _from_overrides(
         if value is None:  # a flag that was not given
             continue
         source = "command line"
-        if dotted in _leaves():
+        if dotted in leaves():
             out[dotted] = _Entry(value, source, text=isinstance(value, str))
         else:
             problems.append(_unknown_key(dotted, source, lambda k: k))
@@ -405,24 +275,24 @@ def _read_config_file(
 
 
 def _type_problem(
-    key: str, value: Any, expected: _BadType, *, text: bool = False, source: str = ""
+    key: str, value: Any, wanted: BadType, *, text: bool = False, source: str = ""
 ) -> ConfigProblem:
     """A value that is not of its setting's type, with the default as the example fix."""
-    tp, default = _leaves()[key]
-    problem = (f"cannot be read as {expected}" if text
-               else f"wrong type: expected {expected}, got {_type_name(value)}")
-    return ConfigProblem(key, problem, f"use {_expected(tp)}, e.g. the default {_literal(default)}",
-                         _show(value), source)
+    tp, default = leaves()[key]
+    problem = (f"cannot be read as {wanted}" if text
+               else f"wrong type: expected {wanted}, got {type_name(value)}")
+    return ConfigProblem(key, problem, f"use {expected(tp)}, e.g. the default {literal(default)}",
+                         show(value), source)
 
 
 def _check_types(settings: Settings) -> tuple[list[ConfigProblem], set[str]]:
     problems: list[ConfigProblem] = []
     bad: set[str] = set()
-    for key, (tp, _) in _leaves().items():
+    for key, (tp, _) in leaves().items():
         value = get_setting(settings, key)
         try:
-            _coerce(value, tp, text=False)
-        except _BadType as exc:
+            coerce(value, tp, text=False)
+        except BadType as exc:
             bad.add(key)
             problems.append(_type_problem(key, value, exc))
     return problems, bad
@@ -453,10 +323,10 @@ def load_settings(
     settings = Settings()
     bad: set[str] = set()
     for key, entry in entries.items():
-        tp = _leaves()[key][0]
+        tp = leaves()[key][0]
         try:
-            _set_setting(settings, key, _coerce(entry.value, tp, text=entry.text))
-        except _BadType as exc:
+            _set_setting(settings, key, coerce(entry.value, tp, text=entry.text))
+        except BadType as exc:
             bad.add(key)
             problems.append(_type_problem(key, entry.value, exc, text=entry.text,
                                           source=entry.source))

@@ -25,12 +25,12 @@ from daytrading.config.keys import (
     STOP_MODES,
     WEBHOOK_FORMATS,
     ConfigProblem,
-    _default,
-    _literal,
-    _show,
-    _suggest,
+    default_value,
     get_setting,
+    literal,
     parse_hhmm,
+    show,
+    suggest,
 )
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings
@@ -84,7 +84,7 @@ class _OneOf:
         value = v.upper() if self.ignore_case else v
         if value in self.options:
             return None
-        guess = _suggest(value, list(self.options))
+        guess = suggest(value, list(self.options))
         hint = f' (did you mean "{guess}"?)' if guess else ""
         return f"must be {self.describe()}{hint}"
 
@@ -239,7 +239,7 @@ class _Checker:
         return not any(k in self.skip for k in keys)
 
     def refuse(self, key: str, problem: str, fix: str, *, show_value: bool = True) -> None:
-        value = _show(get_setting(self.s, key)) if show_value else ""
+        value = show(get_setting(self.s, key)) if show_value else ""
         self.problems.append(ConfigProblem(key, problem, fix, value, self.sources.get(key, "")))
 
     def warn(self, key: str, message: str) -> None:
@@ -252,7 +252,7 @@ class _Checker:
             problem = rule.check(get_setting(self.s, key))
             if problem:
                 self.refuse(key, problem, f"use such a value; the default is "
-                            f"{_literal(_default(key))}")
+                            f"{literal(default_value(key))}")
         self.broker()
         self.exits_and_risk()
         self.strategy()
@@ -388,7 +388,7 @@ class _Checker:
             symbols = self.s.sim.symbols
             bad = [s for s in symbols if not _SYMBOL.fullmatch(s)]
             if bad:
-                self.refuse(key, f"{_show(bad)} are not ticker symbols", "write symbols in "
+                self.refuse(key, f"{show(bad)} are not ticker symbols", "write symbols in "
                             "upper case, e.g. [\"AAPL\", \"MSFT\"]")
             elif len(set(symbols)) != len(symbols):
                 self.refuse(key, "lists a symbol twice", "list each symbol once")

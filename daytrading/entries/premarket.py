@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from daytrading.config.settings import RiskSettings, Settings
 from daytrading.core.types import ExitReason
-from daytrading.entries.pipeline import EntryPlan
+from daytrading.entries.entry_orders import EntryPlan
 from daytrading.scanner.base import Candidate
 from observability import Database
 

@@ -11,6 +11,11 @@ position) is never entered; one entry attempt per symbol at a time and one at a 
 overall, so max_positions cannot be overrun by two signals on the same bar; after every
 master position hit its target the day is done. With --dry-run, every candidate's market
 state, decision and reason is journaled (kind "decision") and nothing is sent.
+
+Size: about 530 lines, one job. It is the orchestration the process runs every bar; the
+decisions it calls live in daytrading.strategy, the entry's order life in
+daytrading.entries.pipeline, the premarket plan in daytrading.entries.premarket. What is left
+is the order in which they are asked, which reads best in one place.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from daytrading.core.errors import ConfigError
 from daytrading.core.journal import Journal
 from daytrading.core.market_calendar import is_trading_day, session_open_close, session_start_for
 from daytrading.entries.confidence import ConfidenceBook, context_from_state
+from daytrading.entries.entry_orders import EntryPlan, EntryResult
 from daytrading.entries.llm_scoring import LlmScorer
-from daytrading.entries.pipeline import PROCESS, EntryManager, EntryPlan, EntryResult
+from daytrading.entries.pipeline import PROCESS, EntryManager
 from daytrading.entries.premarket import (
     PremarketPlanner,
     in_moo_window,

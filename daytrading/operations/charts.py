@@ -21,7 +21,7 @@ from typing import Any
 
 from daytrading.core.clock import NEW_YORK
 from daytrading.core.types import Bar
-from daytrading.operations.reports import DayAnalysis, TradeAnalysis
+from daytrading.operations.day_analysis import DayAnalysis, TradeAnalysis
 
 FORMATS = {".png": "png", ".html": "html", ".htm": "html"}
 WIDTH_INCHES = 11.0

@@ -18,7 +18,8 @@ from rich.text import Text
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.core.order_refs import owner_of
 from daytrading.operations import tables
-from daytrading.operations.liquidation import LiquidationPlan, LiquidationResult, Liquidator
+from daytrading.operations.liquidation import LiquidationResult, Liquidator
+from daytrading.operations.liquidation_plan import LiquidationPlan
 from daytrading.operations.operator import connect_operator, open_operator_db, operator_clock
 from daytrading.runtime.log_setup import setup_logging
 

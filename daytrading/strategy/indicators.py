@@ -1,9 +1,9 @@
-"""Incremental technical indicators (O(1) per bar) and their batch references.
+"""Incremental technical indicators (O(1) per bar), the ones live trading and the backtest use.
 
 Live trading updates every indicator once per completed bar, so each is a small class with
 `update(bar) -> value | None` (None until warmed up). Each has a batch twin computed a
-different way (pandas) over a whole series; tests hold the two equal to 1e-9, which is how
-we know the fast path is right. Conventions (the common ones, e.g. TA-Lib's):
+different way (pandas) over a whole series, in `indicators_batch`; tests hold the two equal
+to 1e-9, which is how we know the fast path is right. Conventions (the common ones, e.g. TA-Lib's):
 
 - VWAP: typical price (H+L+C)/3 weighted by volume, anchored at the session open in New York
   time; bars before the open form their own pre-market segment that resets at the open (and
@@ -22,16 +22,14 @@ by aggregating the base bars incrementally (daytrading.strategy.bars).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-import pandas as pd
 
 from daytrading.config.settings import StrategySettings
 from daytrading.core.decisions import MarketState
 from daytrading.core.types import Bar
-from daytrading.strategy.bars import BarAggregator, epoch_seconds, resample
+from daytrading.strategy.bars import BarAggregator, epoch_seconds
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
@@ -39,7 +37,7 @@ SESSION_OPEN = time(9, 30)
 Values = list[float | None]
 
 
-def _zone(tz: str | ZoneInfo) -> ZoneInfo:
+def time_zone(tz: str | ZoneInfo) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
@@ -51,7 +49,7 @@ class SessionVwap:
 
     def __init__(self, session_open: time = SESSION_OPEN, tz: str | ZoneInfo = NEW_YORK) -> None:
         self.session_open = session_open
-        self.tz = _zone(tz)
+        self.tz = time_zone(tz)
         self.value: float | None = None
         self._pv = 0.0
         self._vol = 0.0
@@ -66,7 +64,7 @@ class SessionVwap:
     def update(self, bar: Bar) -> float | None:
         ts = epoch_seconds(bar.time)
         if not self._seg_start <= ts < self._seg_end:
-            self._seg_start, self._seg_end = _segment_bounds(bar.time, self.session_open, self.tz)
+            self._seg_start, self._seg_end = segment_bounds(bar.time, self.session_open, self.tz)
             self.reset()
         if bar.volume > 0:
             self._pv += (bar.high + bar.low + bar.close) / 3.0 * bar.volume
@@ -75,7 +73,7 @@ class SessionVwap:
         return self.value
 
 
-def _segment_bounds(when: datetime, session_open: time, tz: ZoneInfo) -> tuple[float, float]:
+def segment_bounds(when: datetime, session_open: time, tz: ZoneInfo) -> tuple[float, float]:
     """Epoch range of the VWAP segment holding `when`: [midnight, open) or [open, midnight)."""
     local = when.astimezone(tz)
     day = local.date()
@@ -86,30 +84,6 @@ def _segment_bounds(when: datetime, session_open: time, tz: ZoneInfo) -> tuple[f
     return (midnight, opening) if ts < opening else (opening, next_midnight)
 
 
-def _session_key(when: datetime, session_open: time, tz: ZoneInfo) -> tuple[date, bool]:
-    local = when.astimezone(tz)
-    return local.date(), local.time() >= session_open
-
-
-def vwap_batch(
-    bars: Sequence[Bar], session_open: time = SESSION_OPEN, tz: str | ZoneInfo = NEW_YORK
-) -> Values:
-    """Session VWAP after each bar, by grouped cumulative sums (the batch reference)."""
-    if not bars:
-        return []
-    zone = _zone(tz)
-    frame = bars_frame(bars)
-    frame["key"] = [_session_key(b.time, session_open, zone) for b in bars]
-    frame["pv"] = (frame["high"] + frame["low"] + frame["close"]) / 3.0 * frame["volume"]
-    frame["pv"] = frame["pv"].where(frame["volume"] > 0, 0.0)
-    frame["v"] = frame["volume"].clip(lower=0.0)
-    cum = frame.groupby("key", sort=False)[["pv", "v"]].cumsum()
-    out: Values = []
-    for pv, v in zip(cum["pv"].tolist(), cum["v"].tolist(), strict=True):
-        out.append(pv / v if v > 0 else None)
-    return out
-
-
 # --------------------------------------------------------------------------- RSI
 
 
@@ -117,7 +91,7 @@ class Rsi:
     """Wilder's RSI over closes."""
 
     def __init__(self, period: int = 14) -> None:
-        _check_period(period)
+        check_period(period)
         self.period = period
         self.value: float | None = None
         self._prev: float | None = None
@@ -147,36 +121,14 @@ class Rsi:
         else:
             self._gain += (gain - self._gain) / n
             self._loss += (loss - self._loss) / n
-        self.value = _rsi_value(self._gain, self._loss)
+        self.value = rsi_value(self._gain, self._loss)
         return self.value
 
 
-def _rsi_value(avg_gain: float, avg_loss: float) -> float:
+def rsi_value(avg_gain: float, avg_loss: float) -> float:
     if avg_loss == 0.0:
         return 100.0 if avg_gain > 0.0 else 50.0
     return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-
-
-def _wilder_seeded(values: pd.Series, period: int, alpha: float) -> pd.Series:
-    """Exponential smoothing seeded with the mean of the first `period` values (pandas ewm)."""
-    seed = values.iloc[:period].mean()
-    tail = pd.concat([pd.Series([seed]), values.iloc[period:]], ignore_index=True)
-    return tail.ewm(alpha=alpha, adjust=False).mean()
-
-
-def rsi_batch(closes: Sequence[float] | pd.Series, period: int = 14) -> Values:
-    """RSI after each close (None while warming up)."""
-    _check_period(period)
-    series = pd.Series(closes, dtype=float).reset_index(drop=True)
-    out: Values = [None] * len(series)
-    if len(series) <= period:
-        return out
-    change = series.diff().iloc[1:].reset_index(drop=True)
-    gains = _wilder_seeded(change.clip(lower=0.0), period, 1.0 / period)
-    losses = _wilder_seeded((-change).clip(lower=0.0), period, 1.0 / period)
-    for i, (g, lo) in enumerate(zip(gains.tolist(), losses.tolist(), strict=True)):
-        out[period + i] = _rsi_value(g, lo)
-    return out
 
 
 # --------------------------------------------------------------------------- ATR
@@ -186,7 +138,7 @@ class AtrPct:
     """Wilder's ATR as a percent of the bar's close (`atr` holds the absolute value)."""
 
     def __init__(self, period: int = 14) -> None:
-        _check_period(period)
+        check_period(period)
         self.period = period
         self.atr: float | None = None
         self.value: float | None = None
@@ -217,26 +169,6 @@ def _true_range(high: float, low: float, prev_close: float | None) -> float:
     return max(high - low, abs(high - prev_close), abs(low - prev_close))
 
 
-def atr_pct_batch(bars: Sequence[Bar], period: int = 14) -> Values:
-    """ATR % of close after each bar (None while warming up)."""
-    _check_period(period)
-    frame = bars_frame(bars)
-    out: Values = [None] * len(frame)
-    if len(frame) < period:
-        return out
-    prev = frame["close"].shift(1)
-    tr = pd.concat(
-        [frame["high"] - frame["low"], (frame["high"] - prev).abs(), (frame["low"] - prev).abs()],
-        axis=1,
-    ).max(axis=1, skipna=True)
-    atr = _wilder_seeded(tr, period, 1.0 / period)
-    closes = frame["close"].tolist()
-    for i, value in enumerate(atr.tolist()):
-        close = closes[period - 1 + i]
-        out[period - 1 + i] = value / close * 100.0 if close > 0 else None
-    return out
-
-
 # --------------------------------------------------------------------------- EMA
 
 
@@ -244,7 +176,7 @@ class Ema:
     """Exponential moving average of closes, seeded with the SMA of the first `period`."""
 
     def __init__(self, period: int = 21) -> None:
-        _check_period(period)
+        check_period(period)
         self.period = period
         self.alpha = 2.0 / (period + 1)
         self.value: float | None = None
@@ -281,36 +213,12 @@ class EmaSlope:
         prev = self.ema.value
         now = self.ema.add(close)
         if prev is not None and now is not None:
-            self.value = _slope(prev, now)
+            self.value = slope(prev, now)
         return self.value
 
 
-def _slope(prev: float, now: float) -> float | None:
+def slope(prev: float, now: float) -> float | None:
     return (now - prev) / now if now != 0 else None
-
-
-def ema_batch(closes: Sequence[float] | pd.Series, period: int = 21) -> Values:
-    """EMA after each close (None while warming up)."""
-    _check_period(period)
-    series = pd.Series(closes, dtype=float).reset_index(drop=True)
-    out: Values = [None] * len(series)
-    if len(series) < period:
-        return out
-    ema = _wilder_seeded(series, period, 2.0 / (period + 1))
-    for i, value in enumerate(ema.tolist()):
-        out[period - 1 + i] = value
-    return out
-
-
-def ema_slope_batch(closes: Sequence[float] | pd.Series, period: int = 21) -> Values:
-    """Normalised EMA slope after each close (None until two EMA values exist)."""
-    ema = ema_batch(closes, period)
-    out: Values = [None] * len(ema)
-    for i in range(1, len(ema)):
-        prev, now = ema[i - 1], ema[i]
-        if prev is not None and now is not None:
-            out[i] = _slope(prev, now)
-    return out
 
 
 # --------------------------------------------------------------------------- per symbol
@@ -367,7 +275,7 @@ class IndicatorSet:
                 f"{bar.seconds}-second bar; aggregate with BarAggregator first"
             )
         ts = epoch_seconds(bar.time)
-        if (self._last_ts is not None and ts <= self._last_ts) or not _valid_prices(bar):
+        if (self._last_ts is not None and ts <= self._last_ts) or not valid_prices(bar):
             self.ignored_bars += 1
             return self.market_state()
         self._last_ts = ts
@@ -391,7 +299,7 @@ class IndicatorSet:
                     f"{self.symbol}: warm_timeframe({minutes}) needs {minutes * 60}-second "
                     f"bars, got {bar.seconds}"
                 )
-            if _valid_prices(bar):
+            if valid_prices(bar):
                 self._feed_timeframe(minutes, bar)
 
     def _feed_timeframe(self, minutes: int, bar: Bar) -> None:
@@ -428,81 +336,11 @@ class IndicatorSet:
         )
 
 
-def _valid_prices(bar: Bar) -> bool:
+def valid_prices(bar: Bar) -> bool:
     prices = (bar.open, bar.high, bar.low, bar.close)
     return all(math.isfinite(p) and p > 0 for p in prices) and math.isfinite(bar.volume)
 
 
-def market_state_batch(
-    symbol: str,
-    bars: Sequence[Bar],
-    settings: StrategySettings | None = None,
-    *,
-    session_open: time = SESSION_OPEN,
-    tz: str | ZoneInfo = NEW_YORK,
-    premarket_gap_pct: float | None = None,
-    warm: Mapping[int, Sequence[Bar]] | None = None,
-) -> MarketState:
-    """Recompute the state after the last bar from scratch (the reference for IndicatorSet)."""
-    settings = settings or StrategySettings()
-    clean = _clean_bars(bars)
-    period = settings.ema_slope_regime.ema_period
-    closes = [b.close for b in clean]
-    slopes: dict[int, float | None] = {}
-    for minutes in sorted(set(settings.ema_slope_regime.timeframes_minutes)):
-        history = [b for b in (warm or {}).get(minutes, ()) if _valid_prices(b)]
-        cutoff = epoch_seconds(history[-1].time) if history else -math.inf
-        live = [
-            b
-            for b in resample(clean, minutes * 60, complete_only=True)
-            if epoch_seconds(b.time) > cutoff
-        ]
-        series = ema_slope_batch([b.close for b in history + live], period)
-        slopes[minutes] = series[-1] if series else None
-    last = clean[-1] if clean else None
-    ema = ema_batch(closes, period)
-    return MarketState(
-        symbol=symbol,
-        time=last.time + timedelta(seconds=last.seconds) if last else None,
-        last_price=last.close if last else None,
-        vwap=_last(vwap_batch(clean, session_open, tz)),
-        rsi=_last(rsi_batch(closes, settings.rsi_period)),
-        atr_pct=_last(atr_pct_batch(clean, settings.atr_period)),
-        ema=_last(ema),
-        ema_slopes=slopes,
-        premarket_gap_pct=premarket_gap_pct,
-    )
-
-
-def _clean_bars(bars: Sequence[Bar]) -> list[Bar]:
-    out: list[Bar] = []
-    last = -math.inf
-    for bar in bars:
-        ts = epoch_seconds(bar.time)
-        if ts > last and _valid_prices(bar):
-            out.append(bar)
-            last = ts
-    return out
-
-
-def _last(values: Values) -> float | None:
-    return values[-1] if values else None
-
-
-def bars_frame(bars: Sequence[Bar]) -> pd.DataFrame:
-    """Bars as a DataFrame with columns open, high, low, close, volume (row per bar)."""
-    return pd.DataFrame(
-        {
-            "open": [b.open for b in bars],
-            "high": [b.high for b in bars],
-            "low": [b.low for b in bars],
-            "close": [b.close for b in bars],
-            "volume": [b.volume for b in bars],
-        },
-        dtype=float,
-    )
-
-
-def _check_period(period: int) -> None:
+def check_period(period: int) -> None:
     if not isinstance(period, int) or period < 1:
         raise ValueError(f"indicator period must be a positive integer, got {period!r}")

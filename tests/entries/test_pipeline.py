@@ -11,12 +11,8 @@ import pytest
 from daytrading.broker.api import FillReport, OrderStatus, OrderUpdate
 from daytrading.config.settings import Settings
 from daytrading.core.clock import ManualClock
-from daytrading.entries.pipeline import (
-    EntryManager,
-    EntryPlan,
-    EntryResult,
-    plan_entry_reconciliation,
-)
+from daytrading.entries.entry_orders import EntryPlan, EntryResult, plan_entry_reconciliation
+from daytrading.entries.pipeline import EntryManager
 from observability import get_database
 from tests.fakes.memory_broker import MemoryBroker
 

@@ -18,7 +18,8 @@ from daytrading.entries.watchlist import (
     warmup_requests,
 )
 from daytrading.scanner.base import Candidate
-from daytrading.strategy.indicators import IndicatorSet, market_state_batch
+from daytrading.strategy.indicators import IndicatorSet
+from daytrading.strategy.indicators_batch import market_state_batch
 from tests.fakes.memory_broker import MemoryBroker
 
 NY = ZoneInfo("America/New_York")

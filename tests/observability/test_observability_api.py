@@ -20,6 +20,7 @@ from daytrading.core.errors import (
     SchemaTooNewError,
 )
 from daytrading.core.types import ExitReason
+from daytrading.storage import database as storage_database
 from observability import (
     ClosedPositionConflictError,
     IntentNotFoundError,
@@ -125,7 +126,7 @@ def test_forward_migration_applies_in_order_and_keeps_rows(db_path, monkeypatch)
         "ALTER TABLE active_positions ADD COLUMN note TEXT NOT NULL DEFAULT ''",
     ))
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, v2))
-    monkeypatch.setattr(observability, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(storage_database, "SCHEMA_VERSION", 2)
     db = observability.get_database(db_path)
     row = db.get_active_position("AAPL")
     assert row["note"] == "" and row["quantity"] == 100

@@ -15,6 +15,7 @@ from daytrading.config.settings import DatabaseSettings
 from daytrading.core.errors import (
     TransientError,
 )
+from daytrading.storage import database as storage_database
 from observability import (
     DatabaseClosedError,
 )
@@ -37,7 +38,7 @@ def test_record_event_appends_with_process_and_pid(db, db_path):
         second = anonymous.record_event("error", "boom", level="error")
         anonymous.close()
     finally:
-        observability._process_name = None
+        storage_database._process_name = None
     third = db.record_event("note", "explicit", process="supervisor")
     events = {e["id"]: e for e in db.get_events()}
     assert events[first]["process"] == "tester" and events[first]["pid"] == os.getpid()

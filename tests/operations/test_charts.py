@@ -17,7 +17,8 @@ from daytrading.operations.charts import (
     chart_format,
     write_chart,
 )
-from daytrading.operations.reports import analyze_day, trades_from_rows
+from daytrading.operations.day_analysis import analyze_day
+from daytrading.operations.reports import trades_from_rows
 
 OPEN = datetime(2025, 3, 5, 14, 30, tzinfo=UTC)
 CLOSE = datetime(2025, 3, 5, 21, 0, tzinfo=UTC)

@@ -9,13 +9,11 @@ when an operator reaches for the emergency script.
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from daytrading.broker.api import BrokerPosition, OrderRequest, OrderStatus, OrderUpdate
-from daytrading.operations.liquidation import plan_liquidation
+from daytrading.broker.api import OrderRequest
 from ibsim.ctl import ctl_call
 from tests.scripts.simday import (
     DAY,
@@ -61,8 +59,6 @@ def liq_executions(port: int) -> dict[str, list[dict]]:
 def reopen(db_path: Path):
     return database(db_path, ny(DAY, 15, 0))
 
-
-# --------------------------------------------------------------------------- integration
 
 
 def test_liquidate_all_goes_flat_halts_and_records_with_no_exit_manager(tmp_path: Path) -> None:
@@ -186,95 +182,3 @@ def test_liquidate_today_only_sells_todays_suite_positions(tmp_path: Path) -> No
 
 
 # --------------------------------------------------------------------------- the plan (pure)
-
-
-def _order(symbol: str, ref: str) -> OrderUpdate:
-    return OrderUpdate(order_id=1, perm_id=1, client_id=10, symbol=symbol, action="SELL",
-                       quantity=10, order_type="LMT", order_ref=ref,
-                       status=OrderStatus.SUBMITTED, remaining=10)
-
-
-def _row(symbol: str, quantity: int, day: str, position_id: int) -> dict:
-    return {"id": position_id, "symbol": symbol, "quantity": quantity,
-            "entry_timestamp": ny(day, 10, 0).isoformat()}
-
-
-def test_plan_never_sells_more_than_the_suite_row_in_managed_scope() -> None:
-    positions = {"SKYX": BrokerPosition("SKYX", 182, 1.2),
-                 "VMD": BrokerPosition("VMD", 135, 6.8)}
-    rows = [_row("VMD", 100, DAY, 7)]
-    plan = plan_liquidation(positions, rows, [_order("VMD", "em:tp:7")], scope="managed",
-                            today=date.fromisoformat(DAY))
-    assert [(c.symbol, c.quantity, c.position_id) for c in plan.closes] == [("VMD", 100, 7)]
-    skipped = {(s.symbol, s.quantity) for s in plan.skipped}
-    assert skipped == {("SKYX", 182), ("VMD", 35)}
-    full = plan_liquidation(positions, rows, [], scope="all", today=date.fromisoformat(DAY))
-    assert {(c.symbol, c.quantity, c.hand_held) for c in full.closes} == {
-        ("SKYX", 182, True), ("VMD", 135, False)}
-
-
-def test_plan_today_scope_rows_not_held_and_shorts() -> None:
-    positions = {"AAPL": BrokerPosition("AAPL", 10, 100.0),
-                 "TSLA": BrokerPosition("TSLA", -5, 200.0)}
-    rows = [_row("AAPL", 10, "2025-03-04", 1), _row("MSFT", 5, DAY, 2), _row("TSLA", 5, DAY, 3)]
-    plan = plan_liquidation(positions, rows, [], scope="today", today=date.fromisoformat(DAY))
-    assert plan.closes == []
-    assert plan.rows_not_held == ["MSFT"]
-    assert {s.symbol for s in plan.skipped} == {"AAPL", "TSLA"}
-    covered = plan_liquidation({"TSLA": BrokerPosition("TSLA", -5, 200.0)}, [], [],
-                               scope="all", today=date.fromisoformat(DAY))
-    assert [(c.action, c.quantity) for c in covered.closes] == [("BUY", 5)]
-    with pytest.raises(ValueError, match="scope"):
-        plan_liquidation({}, [], [], scope="everything", today=date.fromisoformat(DAY))
-
-
-
-def test_a_symbol_whose_order_outlives_the_cancel_is_not_sold(tmp_path: Path) -> None:
-    """A resting sell that may still fill must never race a second sell (the BYND lesson).
-    ibsim's global cancel is immediate, so this uses the in-memory broker with one order the
-    cancel does not reach."""
-    import asyncio
-
-    from daytrading.operations.liquidation import Liquidator
-    from tests.fakes.memory_broker import MemoryBroker
-
-    class StubbornBroker(MemoryBroker):
-        async def global_cancel(self) -> None:
-            for order_id, order in list(self.orders.items()):
-                if order.symbol != "AAPL":
-                    await self.cancel_and_confirm(order_id)
-
-        async def all_open_orders(self, ref_prefix: str = "") -> list[OrderUpdate]:
-            return self.open_orders(ref_prefix)
-
-    broker = StubbornBroker(client_id=90)
-    broker.held.update({"AAPL": BrokerPosition("AAPL", 10, 100.0),
-                        "MSFT": BrokerPosition("MSFT", 5, 50.0)})
-    broker.behaviour["AAPL"] = "rest"
-    broker.fill_price["MSFT"] = 49.0
-    db = database(tmp_path / "t.db", ny(DAY, 11, 0))
-    try:
-        db.add_active_position("AAPL", 10, 100.0, entry_timestamp=ny(DAY, 10, 0))
-        db.add_active_position("MSFT", 5, 50.0, entry_timestamp=ny(DAY, 10, 0))
-
-        async def run():
-            await broker.place(resting_sell("AAPL", 10, "em:tp:1"))
-            liquidator = Liquidator(broker, db, db.clock, scope="managed", cancel_timeout=0.2,
-                                    fill_timeout=2.0, poll_seconds=0.02)
-            return await liquidator.execute()
-
-        result = asyncio.run(asyncio.wait_for(run(), 20))
-        outcomes = {o.symbol: o for o in result.outcomes}
-        assert not result.ok
-        assert outcomes["AAPL"].status == "NOT_SENT" and "double sell" in outcomes["AAPL"].message
-        assert outcomes["MSFT"].status == "FILLED" and outcomes["MSFT"].avg_price == 49.0
-        assert [r.order_ref for r in broker.placed] == ["em:tp:1", "op:liq:2"]
-        assert [o.order_ref for o in result.orders_still_working] == ["em:tp:1"]
-        (row,) = db.get_active_positions()
-        assert (row["symbol"], row["status"]) == ("AAPL", "NEEDS_ATTENTION")
-        (closed,) = db.get_closed_positions(DAY)
-        assert (closed["symbol"], closed["exit_reason"]) == ("MSFT", "LIQUIDATED")
-        assert closed["pnl_usd"] == (49.0 - 50.0) * 5 - 1.0
-        assert db.get_controls()["halted"] is True
-    finally:
-        db.close()

@@ -14,13 +14,8 @@ import pytest
 from daytrading.config.settings import StrategySettings
 from daytrading.core.types import Bar
 from daytrading.strategy.bars import resample
-from daytrading.strategy.indicators import (
-    AtrPct,
-    Ema,
-    EmaSlope,
-    IndicatorSet,
-    Rsi,
-    SessionVwap,
+from daytrading.strategy.indicators import AtrPct, Ema, EmaSlope, IndicatorSet, Rsi, SessionVwap
+from daytrading.strategy.indicators_batch import (
     atr_pct_batch,
     ema_batch,
     ema_slope_batch,
