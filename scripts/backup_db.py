@@ -15,30 +15,19 @@ import sys
 from pathlib import Path
 
 import observability
-from daytrading.config.cli_flags import (
-    add_sim_database_flag,
-    common_parser,
-    database_target,
-    settings_from_args,
-)
+from daytrading.config.cli_flags import database_arguments, database_parser
 from daytrading.core.errors import SuiteError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("backup_db.py", "Back up the suite database online into archive/.")
-    add_sim_database_flag(parser)
+    parser = database_parser("backup_db.py", "Back up the suite database online into archive/.")
     parser.add_argument("--dest", type=Path, help="backup folder (default: archive/ beside it)")
     parser.add_argument("--keep", type=int, default=None,
                         help="how many backups of this database to keep "
                              "(default database.backup_keep = 14)")
     parser.add_argument("--checkpoint", action="store_true",
                         help="also run wal_checkpoint(TRUNCATE) after the backup")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    settings = settings_from_args(args)
-    db_path, sim = database_target(args, settings)
+    args, settings, db_path, sim = database_arguments(parser, argv)
     db_settings = settings.database
     if args.keep is not None:
         db_settings.backup_keep = args.keep

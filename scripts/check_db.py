@@ -11,18 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import observability
-from daytrading.config.cli_flags import (
-    add_sim_database_flag,
-    common_parser,
-    database_target,
-    settings_from_args,
-)
+from daytrading.config.cli_flags import database_arguments, database_parser
 from daytrading.core.errors import SuiteError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _size(n: int) -> str:
@@ -34,13 +26,9 @@ def _size(n: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("check_db.py", "Check the suite database (read-only): integrity, WAL size, row counts.")
-    add_sim_database_flag(parser)
+    parser = database_parser("check_db.py", "Check the suite database (read-only): integrity, WAL size, row counts.")
     parser.add_argument("--full", action="store_true", help="full integrity_check (slower)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    settings = settings_from_args(args)
-    db_path, sim = database_target(args, settings)
+    args, settings, db_path, sim = database_arguments(parser, argv)
     try:
         report = observability.inspect_database(db_path, sim=sim, full=args.full)
     except (SuiteError, ValueError) as exc:

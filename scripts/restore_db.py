@@ -17,28 +17,17 @@ import sys
 from pathlib import Path
 
 import observability
-from daytrading.config.cli_flags import (
-    add_sim_database_flag,
-    common_parser,
-    database_target,
-    settings_from_args,
-)
+from daytrading.config.cli_flags import database_arguments, database_parser
 from daytrading.core.errors import SuiteError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("restore_db.py", "Restore the suite database from a backup (refuses while suite processes run).")
-    add_sim_database_flag(parser)
+    parser = database_parser("restore_db.py", "Restore the suite database from a backup (refuses while suite processes run).")
     parser.add_argument("--from", dest="backup", type=Path, required=True,
                         help="the backup file to restore (see scripts/check_db.py)")
     parser.add_argument("--force", action="store_true",
                         help="restore even if heartbeat PIDs look alive (dangerous)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    settings = settings_from_args(args)
-    db_path, sim = database_target(args, settings)
+    args, settings, db_path, sim = database_arguments(parser, argv)
     try:
         result = observability.restore_database(args.backup, db_path, sim=sim,
                                                 force=args.force)

@@ -125,3 +125,21 @@ def database_target(args: argparse.Namespace, settings: Settings) -> tuple[Path 
     path = settings.database.path or None
     sim = bool(getattr(args, "sim", False)) or settings.broker.mode == Mode.SIM
     return (Path(path) if path else None), sim
+
+
+def database_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a database-care script: the common flags, `--sim` and `--json`."""
+    parser = common_parser(prog, description)
+    add_sim_database_flag(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def database_arguments(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, Settings, Path | None, bool]:
+    """Parse a database-care script's command line: (args, settings, database path, sim?)."""
+    args = parser.parse_args(argv)
+    settings = settings_from_args(args)
+    path, sim = database_target(args, settings)
+    return args, settings, path, sim
