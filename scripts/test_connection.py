@@ -28,6 +28,9 @@ from typing import Any
 
 from rich.text import Text
 
+from daytrading.broker.api import OrderRequest
+from daytrading.broker.codes import AccountModeError, ClientIdInUseError
+from daytrading.broker.ib_client import IBClient
 from daytrading.config.cli_flags import common_parser, refuse, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError, SuiteError
@@ -178,8 +181,6 @@ def check_socket(report: Report, settings: Settings, timeout: float) -> bool:
 
 async def check_session(report: Report, settings: Settings, args: argparse.Namespace,
                         messages: IbMessages) -> None:
-    from daytrading.broker import AccountModeError, ClientIdInUseError, IBClient
-
     client_id = args.client_id
     client = IBClient(settings.broker, client_id, client_id_retry_delays=(),
                       logger=logging.getLogger(f"daytrading.broker.{client_id}"))
@@ -309,8 +310,6 @@ async def _check_orders(report: Report, client: Any, settings: Settings,
                    "pass --order-test to check that the API accepts orders (a far-from-market "
                    "limit order, cancelled at once)")
         return
-    from daytrading.broker import OrderRequest
-
     symbol = args.symbol.upper()
     reference = quote.price if quote is not None and quote.price else 10.0
     limit = max(0.01, round(reference * 0.5, 2))

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from daytrading.config.loader import MODES, load_settings
+from daytrading.config.keys import MODES
+from daytrading.config.loader import load_settings
 from daytrading.config.secrets import mask_secrets
 from daytrading.config.settings import Settings
 from daytrading.core.errors import ConfigError

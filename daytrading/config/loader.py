@@ -4,8 +4,8 @@ Every process refuses to start on a bad configuration, and says everything that 
 once: the dotted key (`exits.stop_loss_pct`), the bad value, where it came from, and the fix.
 Secrets are never read here (see `daytrading.config.secrets`), and every message is scrubbed of
 anything that looks like one. The value rules and cross-checks live in
-`daytrading.config.rules` and what both modules share in `daytrading.config.keys`; the public
-names of both (`RULES`, `MODES`, `ConfigProblem`, ...) are re-exported here.
+`daytrading.config.rules`, what both modules share in `daytrading.config.keys`, and how a
+value is checked against its type in `daytrading.config.value_types`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,6 @@ from typing import Any
 
 from daytrading.config import settings as _settings_module
 from daytrading.config.keys import (
-    HALF_DAY_SESSION_MINUTES,
-    KNOWN_STRATEGIES,
-    LOG_LEVELS,
-    MAX_CLIENT_ID,
-    MODES,
-    REGULAR_SESSION_MINUTES,
-    SCANNER_SOURCES,
-    STOP_MODES,
-    WEBHOOK_FORMATS,
     ConfigProblem,
     default_value,
     field_types,
@@ -37,44 +28,14 @@ from daytrading.config.keys import (
     is_section,
     leaves,
     literal,
-    parse_hhmm,
     show,
     suggest,
 )
-from daytrading.config.rules import RULES, check_settings
+from daytrading.config.rules import check_settings
 from daytrading.config.secrets import Secrets, mask_secrets
 from daytrading.config.settings import Settings
 from daytrading.config.value_types import BadType, coerce, expected, type_name
 from daytrading.core.errors import ConfigError
-
-__all__ = [
-    "CONFIG_FILE_NAME",
-    "ENV_PREFIX",
-    "HALF_DAY_SESSION_MINUTES",
-    "KNOWN_STRATEGIES",
-    "LOG_LEVELS",
-    "MAX_CLIENT_ID",
-    "MODES",
-    "REGULAR_SESSION_MINUTES",
-    "RULES",
-    "SCANNER_SOURCES",
-    "STOP_MODES",
-    "WEBHOOK_FORMATS",
-    "ConfigProblem",
-    "InvalidSettingsError",
-    "config_warnings",
-    "default_config_path",
-    "env_name",
-    "format_problems",
-    "get_setting",
-    "load_settings",
-    "parse_hhmm",
-    "require_secrets",
-    "resolve_path",
-    "setting_keys",
-    "settings_summary",
-    "validate_settings",
-]
 
 log = logging.getLogger("daytrading.config.loader")
 

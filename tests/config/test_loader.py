@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from daytrading.config.keys import ConfigProblem, get_setting, parse_hhmm
 from daytrading.config.loader import (
-    ConfigProblem,
     InvalidSettingsError,
     config_warnings,
     env_name,
-    get_setting,
     load_settings,
-    parse_hhmm,
     resolve_path,
     setting_keys,
     settings_summary,
