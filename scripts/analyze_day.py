@@ -23,13 +23,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
-from daytrading.core.clock import trading_date
+from daytrading.core.clock import Clock, trading_date
 from daytrading.core.errors import ConfigError, SuiteError
 from daytrading.core.market_calendar import is_trading_day, session_open_close
 from daytrading.core.types import Bar
@@ -76,7 +75,7 @@ def history_duration(day: date, today: date) -> str:
     return f"{days} D"
 
 
-async def fetch_bars(settings: Any, clock: Any, symbols: Sequence[str], duration: str,
+async def fetch_bars(settings: Settings, clock: Clock, symbols: Sequence[str], duration: str,
                      bar_size: str, warnings: list[str]) -> dict[str, list[Bar]] | None:
     """Historical bars per symbol, or None when the broker cannot be reached."""
     try:

@@ -17,7 +17,7 @@ from daytrading.config.cli_flags import database_arguments, database_parser
 from daytrading.core.errors import SuiteError
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

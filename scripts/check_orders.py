@@ -27,6 +27,7 @@ from daytrading.broker.api import BrokerPosition, FillReport, OrderUpdate
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
 from daytrading.core import order_refs
+from daytrading.core.clock import Clock
 from daytrading.core.market_calendar import session_start_for
 from daytrading.core.order_refs import Owner, owner_of
 from daytrading.core.types import PositionStatus
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def gather(settings: Any, clock: Any) -> tuple[list[OrderUpdate], dict, list[FillReport]]:
+async def gather(settings: Settings, clock: Clock
+                 ) -> tuple[list[OrderUpdate], dict[str, BrokerPosition], list[FillReport]]:
     broker = await connect_operator(settings, offset=4, clock=clock)
     try:
         orders = await broker.all_open_orders()

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from daytrading.config.cli_flags import add_common_flags, settings_from_args
 from daytrading.config.settings import Settings
-from daytrading.core.clock import parse_instant_or_none
+from daytrading.core.clock import Clock, parse_instant_or_none
 from daytrading.core.errors import PositionExistsError
 from daytrading.core.market_calendar import session_close_for
 from daytrading.operations import tables
@@ -37,6 +37,7 @@ from daytrading.operations.operator import (
 )
 from daytrading.runtime.log_setup import setup_logging
 from daytrading.strategy.exit_rules import target_and_stop_prices
+from observability import Database
 
 PROG = "ctl.py"
 PROCESS = "ctl"
@@ -94,7 +95,7 @@ def _age_seconds(updated_at: Any, now: datetime) -> float | None:
     return None if moment is None else max(0.0, (now - moment).total_seconds())
 
 
-def status_data(db: Any, clock: Any, settings: Settings) -> dict[str, Any]:
+def status_data(db: Database, clock: Clock, settings: Settings) -> dict[str, Any]:
     wall = datetime.now(UTC)
     now = clock.now()
     stale_after = settings.supervisor.heartbeat_timeout_seconds
@@ -188,7 +189,7 @@ def show_status(data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- controls
 
 
-def set_control(db: Any, args: argparse.Namespace, settings: Settings) -> int:
+def set_control(db: Database, args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "exit-all":
         name, value = "exit_all", not args.clear
         text = ("exit-all set: the exit manager exits every suite position now" if value
@@ -217,7 +218,7 @@ def set_control(db: Any, args: argparse.Namespace, settings: Settings) -> int:
 # --------------------------------------------------------------------------- adopt
 
 
-def exit_manager_state(db: Any, settings: Settings) -> str:
+def exit_manager_state(db: Database, settings: Settings) -> str:
     wall = datetime.now(UTC)
     for row in db.get_heartbeats():
         if row["process"] == "exit_manager":
@@ -229,7 +230,7 @@ def exit_manager_state(db: Any, settings: Settings) -> str:
     return "NOT RUNNING (never started): the position is unprotected until it starts"
 
 
-async def adopt(db: Any, clock: Any, args: argparse.Namespace, settings: Settings) -> int:
+async def adopt(db: Database, clock: Clock, args: argparse.Namespace, settings: Settings) -> int:
     symbol = args.symbol.strip().upper()
     err = tables.error_console()
     problem = None

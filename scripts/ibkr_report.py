@@ -26,7 +26,7 @@ from rich.text import Text
 from daytrading.broker.api import FillReport
 from daytrading.config.cli_flags import common_parser, settings_from_args
 from daytrading.config.settings import Settings
-from daytrading.core.clock import trading_date
+from daytrading.core.clock import Clock, trading_date
 from daytrading.core.errors import ConfigError
 from daytrading.core.market_calendar import session_start_for
 from daytrading.operations import tables
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def broker_fills(settings: Any, clock: Any, client_id: int | None) -> list[Fill]:
+async def broker_fills(settings: Settings, clock: Clock, client_id: int | None) -> list[Fill]:
     broker = await connect_operator(settings, offset=2, clock=clock, client_id=client_id)
     try:
         reports = await broker.executions_since(session_start_for(clock.now()))
@@ -74,7 +74,7 @@ def merge_fills(broker: list[Fill], recorded: list[Fill]) -> tuple[list[Fill], s
 
 
 def report_data(fills: list[Fill], recorded: set[str], *, source: str, day: Any,
-                at_broker: set[str] | None = None) -> dict:
+                at_broker: set[str] | None = None) -> dict[str, Any]:
     per_symbol = fills_by_symbol(fills)
     seen = at_broker if at_broker is not None else set()
     return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rich.text import Text
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_data(summary: DaySummary, trades: list[ClosedTrade], open_positions: int) -> dict:
+def report_data(summary: DaySummary, trades: list[ClosedTrade], open_positions: int) -> dict[str, Any]:
     return {"date": summary.day.isoformat() if summary.day else None,
             "summary": summary.as_dict(), "trades": [t.as_dict() for t in trades],
             "open_positions": open_positions}

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from daytrading.config.cli_flags import common_parser, settings_from_args
+from daytrading.config.settings import Settings
 from daytrading.core.order_refs import owner_of
 from daytrading.operations import tables
 from daytrading.operations.liquidation import LiquidationResult, Liquidator
@@ -146,7 +147,7 @@ def show_result(console: Console, result: LiquidationResult) -> None:
     console.print("Entries are HALTED. When you are ready: python scripts/ctl.py unhalt")
 
 
-async def run(args: argparse.Namespace, settings: Any, *, scope: str, process: str) -> int:
+async def run(args: argparse.Namespace, settings: Settings, *, scope: str, process: str) -> int:
     json_mode = bool(args.json)
     console = tables.make_console(sys.stderr if json_mode else None)
     clock = operator_clock(settings)

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from daytrading.config.secrets import Secret
 from daytrading.config.settings import PROJECT_ROOT, ScannerSettings, Settings
 from daytrading.core.errors import ConfigError
 from daytrading.scanner.base import (
@@ -35,6 +35,7 @@ from daytrading.scanner.base import (
     rank_candidates,
     record_warnings,
 )
+from daytrading.scanner.ib_source import ScannerBroker
 from daytrading.scanner.validate import (
     Qualify,
     QuoteLookup,
@@ -222,8 +223,8 @@ class Scanner:
 def build_scanner(
     settings: Settings,
     *,
-    broker: Any = None,
-    polygon_api_key: Any = None,
+    broker: ScannerBroker | None = None,
+    polygon_api_key: Secret | str | None = None,
     environ: Mapping[str, str] | None = None,
     base_dir: Path = PROJECT_ROOT,
     history_budget: Callable[[], int] | None = None,

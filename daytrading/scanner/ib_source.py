@@ -286,11 +286,13 @@ def _positive_price(quote: Any) -> float | None:
     return float(price) if isinstance(price, int | float) and price > 0 else None
 
 
-def _quote_price(broker: Any, symbol: str) -> float | None:
+def _quote_price(broker: ScannerBroker, symbol: str) -> float | None:
     return _positive_price(_last_quote(broker, symbol))
 
 
-def _last_quote(broker: Any, symbol: str) -> Any:
+def _last_quote(broker: ScannerBroker, symbol: str) -> Any:
+    """The broker's latest quote when it keeps one (BrokerClient.last_quote; a scanner-only
+    broker may not), else None."""
     getter = getattr(broker, "last_quote", None)
     if getter is None:
         return None
